@@ -1,0 +1,54 @@
+"""What mediamesh computes: ``@feature``, specs, the registry, value types and the built-in media features.
+
+Nothing here imports Prefect, SQLAlchemy or an object-store SDK: a feature is tested by calling it.
+"""
+
+from features.errors import (
+    CycleError,
+    DefinitionError,
+    DuplicateFeatureError,
+    ExecutionError,
+    InputFileError,
+    InputTypeError,
+    MediaError,
+    MediameshError,
+    TransientError,
+    UnknownInputError,
+)
+from features.registry import Registry
+from features.spec import SOURCE, FeatureSpec, Input, code_fingerprint, feature, spec_of
+from features.values import EncodedMedia, FileValue, JsonValue, Shot, ShotTable, SourceMedia
+
+__all__ = [
+    "SOURCE",
+    "CycleError",
+    "DefinitionError",
+    "DuplicateFeatureError",
+    "EncodedMedia",
+    "ExecutionError",
+    "FeatureSpec",
+    "FileValue",
+    "Input",
+    "InputFileError",
+    "InputTypeError",
+    "JsonValue",
+    "MediaError",
+    "MediameshError",
+    "Registry",
+    "Shot",
+    "ShotTable",
+    "SourceMedia",
+    "TransientError",
+    "UnknownInputError",
+    "code_fingerprint",
+    "default_registry",
+    "feature",
+    "spec_of",
+]
+
+
+def default_registry() -> Registry:
+    """The built-in media features."""
+    from features import encode, shots
+
+    return Registry.from_modules(encode, shots)

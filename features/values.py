@@ -1,0 +1,121 @@
+"""Value types: what features consume and produce.
+
+A value is stored in one of three payload kinds, chosen by its type:
+
+- ``file``: a media file on local disk plus a small metadata dict (:class:`FileValue`);
+- ``json``: a small table or document (:class:`JsonValue`);
+- ``array``: a NumPy array, stored as ``.npy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+__all__ = ["EncodedMedia", "FileValue", "JsonValue", "Shot", "ShotTable", "SourceMedia"]
+
+
+class FileValue:
+    """A value whose payload is one file; ``to_meta``/``from_file`` carry everything else."""
+
+    payload_kind: ClassVar[str] = "file"
+    suffix: ClassVar[str] = ""
+    path: Path
+
+    def to_meta(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_file(cls, path: Path, meta: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+class JsonValue:
+    """A value whose payload is a JSON document."""
+
+    payload_kind: ClassVar[str] = "json"
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SourceMedia:
+    """The ingested bytes of an asset, as a local file; the root every feature graph starts from."""
+
+    asset: str
+    path: Path
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class EncodedMedia(FileValue):
+    """A standardized derivative: H.264 yuv420p, square pixels, upright, constant frame rate, 16 kHz mono."""
+
+    suffix: ClassVar[str] = ".mp4"
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    has_audio: bool
+    sample_rate: int | None = None
+
+    def to_meta(self) -> dict[str, Any]:
+        meta = asdict(self)
+        del meta["path"]
+        return meta
+
+    @classmethod
+    def from_file(cls, path: Path, meta: dict[str, Any]) -> Self:
+        return cls(path=path, **meta)
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Shot ``index`` covers frames ``[start_frame, end_frame)`` and seconds ``[start_time, end_time)``."""
+
+    index: int
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+
+
+@dataclass(frozen=True)
+class ShotTable(JsonValue):
+    """The shots of an encode, in order, covering every frame exactly once."""
+
+    fps: float
+    shots: tuple[Shot, ...]
+
+    @classmethod
+    def from_frames(cls, fps: float, bounds: list[tuple[int, int]]) -> ShotTable:
+        """Build a table from ``(start_frame, end_frame)`` pairs of a constant-frame-rate video."""
+        return cls(
+            fps=fps,
+            shots=tuple(
+                Shot(i, start, end, round(start / fps, 6), round(end / fps, 6))
+                for i, (start, end) in enumerate(bounds)
+            ),
+        )
+
+    def __len__(self) -> int:
+        return len(self.shots)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [asdict(shot) for shot in self.shots]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fps": self.fps, "shots": self.records()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(fps=float(data["fps"]), shots=tuple(Shot(**shot) for shot in data["shots"]))

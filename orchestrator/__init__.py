@@ -1,0 +1,26 @@
+"""When and where mediamesh computes: planner, Prefect execution, the CLI.
+
+Python users start here::
+
+    from orchestrator import Mesh
+
+    with Mesh.open() as mesh:
+        [result] = mesh.ingest(["movie.mp4"])
+        record, shots = mesh.read(result.asset, "shots")
+"""
+
+from orchestrator.engine import AssetReport, RunReport, execute
+from orchestrator.mesh import FeatureState, IngestResult, Mesh
+from orchestrator.planner import Plan, PlannedValue, plan
+
+__all__ = [
+    "AssetReport",
+    "FeatureState",
+    "IngestResult",
+    "Mesh",
+    "Plan",
+    "PlannedValue",
+    "RunReport",
+    "execute",
+    "plan",
+]

@@ -1,0 +1,340 @@
+"""The ``mediamesh`` command line (Typer + Rich). Progress and errors go to stderr; data to stdout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from features.errors import MediameshError
+from features.values import FileValue, JsonValue, ShotTable
+from orchestrator.engine import FAILED
+from orchestrator.mesh import IngestResult, Mesh
+from orchestrator.planner import PlannedValue
+from orchestrator.prefect_server import server_state, stop_prefect_server
+from store import StoreSettings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mediamesh",
+    help="A feature mesh for media ML: ingest videos, compute what they lack, read versioned values.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except MediameshError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+class _RichProgress:
+    """Engine progress as a Rich bar: one step per value computed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task_id = progress.add_task("computing", total=None)
+        self.lock = threading.Lock()
+
+    def planned(self, count: int) -> None:
+        self.progress.update(self.task_id, total=count)
+
+    def started(self, value: PlannedValue) -> None:
+        self.progress.update(self.task_id, description=f"{value.ref} {value.asset[:12]}")
+
+    def finished(self, value: PlannedValue, outcome: str) -> None:
+        with self.lock:
+            self.progress.advance(self.task_id)
+            if outcome == FAILED:
+                self.progress.console.print(f"[red]failed[/red] {value.ref} of {value.asset[:12]}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _ingest(mesh: Mesh, paths: list[str]) -> list[IngestResult]:
+    with _progress() as progress:
+        hashing = progress.add_task("hashing and registering", total=len(paths))
+        engine_progress = _RichProgress(progress)
+
+        def hashed(_: str) -> None:
+            progress.advance(hashing)
+
+        def server_starting() -> None:
+            progress.console.print("starting the local Prefect server (first time only; it is reused later)")
+
+        return mesh.ingest(paths, progress=engine_progress, on_hashed=hashed, on_server_start=server_starting)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Video files to register and compute.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON list, an object per input.")
+    ] = False,
+) -> None:
+    """Register each file and compute every feature it lacks. Exit 0 only if every input succeeded."""
+    with Mesh.open() as mesh:
+        results = _ingest(mesh, paths)
+    if as_json:
+        out.print_json(json.dumps([r.to_json() for r in results]))
+    else:
+        table = Table("input", "asset", "computed", "reused", "failed")
+        for r in results:
+            table.add_row(r.path, (r.asset or "-")[:12], str(r.computed), str(r.reused), str(r.failed))
+        out.print(table)
+    for r in results:
+        for message in r.errors:
+            err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+@app.command()
+def status(
+    asset: Annotated[str, typer.Argument(help="Asset id, unique prefix, or an ingested file.")],
+) -> None:
+    """Each feature@version of an asset with its state, timing and worker."""
+    with Mesh.open() as mesh:
+        asset_id, states = mesh.status(asset)
+        names = mesh.store.asset(asset_id).names
+    out.print(f"asset [bold]{asset_id}[/bold]  {', '.join(names)}", highlight=False)
+    table = Table("feature@version", "state", "seconds", "worker", "at", "detail")
+    colours = {"stored": "green", "running": "yellow", "failed": "red", "missing": "dim"}
+    for s in states:
+        table.add_row(
+            f"{s.feature}@{s.version}",
+            f"[{colours[s.state]}]{s.state}[/]",
+            f"{s.duration_s:.2f}" if s.duration_s is not None else "",
+            s.worker or "",
+            s.at.strftime("%Y-%m-%d %H:%M:%S") if s.at else "",
+            s.detail,
+        )
+    out.print(table)
+
+
+@app.command()
+def read(
+    asset: Annotated[str, typer.Argument(help="Asset id, unique prefix, or an ingested file.")],
+    feature: Annotated[str, typer.Argument(help="Feature name, e.g. shots.")],
+    version: Annotated[str | None, typer.Option(help="Feature version (default: the registry's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the value as JSON.")] = False,
+    to: Annotated[
+        Path | None, typer.Option("--out", help="Write the value to a file (.npy for arrays).")
+    ] = None,
+) -> None:
+    """Read a stored value: tables as JSON, arrays to .npy, media files to a file."""
+    with Mesh.open() as mesh:
+        record, value = mesh.read(asset, feature, version)
+        if to is not None:
+            _write_value(value, to)
+            err.print(f"wrote {record.ref} of {record.asset_id[:12]} to {to}")
+        elif as_json:
+            out.print_json(json.dumps(_jsonable(value)))
+        else:
+            _describe(record, mesh.store.lineage(record.key))
+
+
+def _write_value(value: Any, to: Path) -> None:
+    if isinstance(value, FileValue):
+        shutil.copyfile(value.path, to)
+    elif isinstance(value, np.ndarray):
+        np.save(to, value, allow_pickle=False)
+    elif isinstance(value, JsonValue):
+        to.write_text(json.dumps(_jsonable(value), indent=2))
+    else:
+        raise typer.BadParameter(f"cannot write a {type(value).__name__} to a file")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, ShotTable):
+        return value.records()
+    if isinstance(value, JsonValue):
+        return value.to_json()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, FileValue):
+        return {"path": str(value.path), **value.to_meta()}
+    raise typer.BadParameter(f"a {type(value).__name__} has no JSON form; use --out")
+
+
+def _describe(record: Any, lineage: list[tuple[str, str]]) -> None:
+    table = Table(show_header=False)
+    for name in (
+        "key",
+        "asset_id",
+        "feature",
+        "version",
+        "params",
+        "model_fingerprint",
+        "code_fingerprint",
+        "payload_kind",
+        "blob_key",
+        "shape",
+        "dtype",
+        "bytes",
+        "checksum",
+        "duration_s",
+        "worker",
+        "device",
+        "created_at",
+    ):
+        table.add_row(name, str(getattr(record, name)))
+    for name, key in lineage:
+        table.add_row(f"input {name}", key)
+    out.print(table)
+    err.print("use --json or --out FILE to get the value itself")
+
+
+@app.command()
+def features(
+    check: Annotated[
+        bool, typer.Option(help="Exit non-zero where code changed but the version did not.")
+    ] = False,
+) -> None:
+    """The registry: each feature with its version, resources, inputs and code fingerprint."""
+    with Mesh.open() as mesh:
+        recorded = mesh.store.recorded_fingerprints()
+        registry = mesh.registry
+    table = Table("feature", "version", "resources", "inputs", "params", "fingerprint", "recorded")
+    changed = []
+    for name in registry:
+        spec = registry[name]
+        seen = recorded.get((spec.name, spec.version), set())
+        if not seen:
+            note = "[dim]new[/dim]"
+        elif spec.fingerprint in seen and len(seen) == 1:
+            note = "[green]matches[/green]"
+        else:
+            note = "[red]code changed, version did not[/red]"
+            changed.append(spec.ref)
+        params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
+        table.add_row(
+            spec.name,
+            spec.version,
+            spec.resources,
+            ", ".join(spec.input_names),
+            params,
+            spec.fingerprint[:12],
+            note,
+        )
+    out.print(table)
+    if check and changed:
+        err.print(f"[red]error:[/red] code changed without a version bump: {', '.join(changed)}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def info() -> None:
+    """The database, object store and Prefect API in use."""
+    settings = StoreSettings()
+    with Mesh.open(settings=settings) as mesh:
+        url = mesh.store.engine.url.render_as_string(hide_password=True)
+        blobs = mesh.store.blobs.describe()
+    import os
+
+    managed = server_state(settings.home_dir)
+    if os.environ.get("PREFECT_API_URL"):
+        prefect = os.environ["PREFECT_API_URL"]
+    elif managed:
+        prefect = f"{managed['url']} (local server, pid {managed['pid']})"
+    else:
+        prefect = "local server, started on first compute"
+    table = Table(show_header=False)
+    table.add_row("home", str(settings.home_dir))
+    table.add_row("database", url + ("" if settings.database_url else " (embedded)"))
+    table.add_row("object store", blobs)
+    table.add_row("prefect api", prefect)
+    out.print(table)
+
+
+@app.command()
+def gc(dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False) -> None:
+    """Remove blobs that no asset or value refers to (left by a crash between blob and row)."""
+    with Mesh.open() as mesh:
+        removed = mesh.store.gc(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb} {len(removed)} orphan blob(s)")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the local Prefect server this home started (the embedded Postgres stops on its own)."""
+    stopped = stop_prefect_server(StoreSettings().home_dir)
+    out.print("stopped the local Prefect server" if stopped else "no local Prefect server was running")
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the bundled sample clips on the embedded default and show what was computed and where."""
+    settings = StoreSettings()
+    samples = sorted(
+        Path(str(p))
+        for p in resources.files("orchestrator").joinpath("samples").iterdir()
+        if str(p).endswith(".mp4")
+    )
+    err.print(f"mediamesh demo: {len(samples)} sample clip(s), home {settings.home_dir}")
+    with Mesh.open(settings=settings) as mesh:
+        results = _ingest(mesh, [str(p) for p in samples])
+        for result in results:
+            out.print(
+                f"\n[bold]{Path(result.path).name}[/bold]  asset {(result.asset or '-')[:12]}  "
+                f"computed {result.computed}, reused {result.reused}, failed {result.failed}",
+                highlight=False,
+            )
+            for message in result.errors:
+                err.print(f"[red]error:[/red] {message}", highlight=False)
+            if result.asset is None:
+                continue
+            _, states = mesh.status(result.asset)
+            table = Table("feature@version", "state", "seconds", "stored at")
+            for s in states:
+                record = mesh.store.value(s.key) if s.state == "stored" else None
+                where = f"{mesh.store.blobs.describe()}/{record.blob_key}" if record else ""
+                table.add_row(
+                    f"{s.feature}@{s.version}",
+                    s.state,
+                    f"{s.duration_s:.2f}" if s.duration_s is not None else "",
+                    where,
+                )
+            out.print(table)
+            if any(s.feature == "shots" and s.state == "stored" for s in states):
+                _, shot_table = mesh.read(result.asset, "shots")
+                cuts = ", ".join(f"{s.start_time:.2f}s" for s in shot_table.shots[1:]) or "none"
+                out.print(f"{len(shot_table)} shot(s); cuts at {cuts}", highlight=False)
+        url = mesh.store.engine.url.render_as_string(hide_password=True)
+    out.print(f"\nvalues are rows in {url} and blobs in the object store above.", highlight=False)
+    out.print("try: mediamesh status <asset> | mediamesh read <asset> shots --json | mediamesh features")
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)

@@ -1,0 +1,278 @@
+"""Running a plan: a Prefect flow per trigger, a task per missing value, in dependency order.
+
+Each task, in this fixed order: takes the value's claim (a second claimant waits), re-checks the store
+(someone else may have finished it), loads the inputs, calls the feature, stores the value (blob, then
+row and lineage in one transaction), and removes the feature's scratch files. A failure is recorded as
+an attempt, apart from values; Prefect retries it only when the error says ``retryable``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The console belongs to mediamesh's own progress and error lines; Prefect's run logs still reach its API
+# and UI. Set before Prefect configures logging on import.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
+
+import shutil
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from features.errors import ExecutionError, MediameshError
+from features.registry import Registry
+from features.spec import SOURCE
+from features.values import FileValue
+from orchestrator.planner import Plan, PlannedValue
+from store import NewValue, Store
+
+__all__ = ["AssetReport", "Progress", "RunReport", "execute", "worker_id"]
+
+COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
+
+
+class Progress(Protocol):
+    """Receives task events; ``started``/``finished`` are called from worker threads."""
+
+    def planned(self, count: int) -> None: ...
+
+    def started(self, value: PlannedValue) -> None: ...
+
+    def finished(self, value: PlannedValue, outcome: str) -> None: ...
+
+
+@dataclass
+class AssetReport:
+    asset: str
+    computed: int = 0
+    reused: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    assets: dict[str, AssetReport]
+
+    @property
+    def computed(self) -> int:
+        return sum(a.computed for a in self.assets.values())
+
+    @property
+    def reused(self) -> int:
+        return sum(a.reused for a in self.assets.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(a.failed for a in self.assets.values())
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execute(
+    store: Store,
+    registry: Registry,
+    plan: Plan,
+    *,
+    trigger: str,
+    api_url: str | None = None,
+    names: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    max_workers: int | None = None,
+) -> RunReport:
+    """Compute the plan's missing values (a Prefect flow run when there is anything to compute)."""
+    run_id = str(uuid.uuid4())
+    assets = {a: AssetReport(a) for a in dict.fromkeys(v.asset for v in plan.values)}
+    for v in plan.reused:
+        assets[v.asset].reused += 1
+    store.record_features((s.name, s.version, s.fingerprint, s.resources) for s in registry.values())
+    store.start_run(run_id, trigger, planned=len(plan.missing))
+    outcomes: dict[str, tuple[str, BaseException | None]] = {}
+    if progress is not None:
+        progress.planned(len(plan.missing))
+    if plan.missing:
+        task_runner = _Runner(store, registry, run_id, dict(names or {}), progress)
+        outcomes = task_runner.run(plan, trigger=trigger, api_url=api_url, max_workers=max_workers)
+    for v in plan.missing:
+        outcome, error = outcomes.get(v.key, (SKIPPED, None))
+        report = assets[v.asset]
+        if outcome == COMPUTED:
+            report.computed += 1
+        elif outcome == REUSED:
+            report.reused += 1
+        elif outcome == FAILED:
+            report.failed += 1
+            report.errors.append(_one_line(error))
+    store.finish_run(
+        run_id,
+        computed=sum(a.computed for a in assets.values()),
+        reused=sum(a.reused for a in assets.values()),
+        failed=sum(a.failed for a in assets.values()),
+    )
+    return RunReport(run_id, assets)
+
+
+class _Runner:
+    def __init__(
+        self, store: Store, registry: Registry, run_id: str, names: dict[str, str], progress: Progress | None
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.run_id = run_id
+        self.names = names
+        self.progress = progress
+        self.worker = worker_id()
+
+    def run(
+        self, plan: Plan, *, trigger: str, api_url: str | None, max_workers: int | None
+    ) -> dict[str, tuple[str, BaseException | None]]:
+        from prefect import flow, task
+        from prefect.cache_policies import NO_CACHE
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        compute = task(
+            self.compute,
+            name="compute-value",
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retries=2,
+            retry_delay_seconds=1,
+            retry_condition_fn=_retryable,
+        )
+
+        @flow(
+            name="mediamesh-run",
+            flow_run_name=f"{trigger}-{self.run_id[:8]}",
+            task_runner=ThreadPoolTaskRunner(max_workers=max_workers or os.cpu_count() or 2),
+            persist_result=False,
+            log_prints=False,
+        )
+        def mediamesh_run() -> dict[str, tuple[str, BaseException | None]]:
+            futures: dict[str, Any] = {}
+            for value in plan.missing:
+                upstream = [futures[k] for k in value.upstream_keys if k in futures]
+                named = compute.with_options(task_run_name=f"{value.ref} {value.asset[:12]}")
+                futures[value.key] = named.submit(value, wait_for=upstream)
+            results: dict[str, tuple[str, BaseException | None]] = {}
+            for key, future in futures.items():
+                future.wait()
+                state = future.state
+                if state.is_completed():
+                    results[key] = (str(state.result()), None)
+                elif state.is_failed() or state.is_crashed():
+                    results[key] = (FAILED, state.result(raise_on_failure=False))
+                else:
+                    results[key] = (SKIPPED, None)
+            return results
+
+        settings = {PREFECT_API_URL: api_url} if api_url else {}
+        with temporary_settings(updates=settings):
+            return mediamesh_run()
+
+    def compute(self, value: PlannedValue) -> str:
+        if self.progress is not None:
+            self.progress.started(value)
+        try:
+            outcome = self._compute(value)
+        except BaseException:
+            if self.progress is not None:
+                self.progress.finished(value, FAILED)
+            raise
+        if self.progress is not None:
+            self.progress.finished(value, outcome)
+        return outcome
+
+    def _compute(self, value: PlannedValue) -> str:
+        spec = value.spec
+        with self.store.claim(
+            value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=self.worker
+        ):
+            if self.store.stored_keys([value.key]):
+                return REUSED
+            started = datetime.now(UTC)
+            try:
+                inputs = [self._load(value, name, key) for name, key in value.inputs]
+                result = spec.fn(*inputs, **spec.params)
+            except BaseException as exc:
+                error = _as_execution_error(exc, value)
+                self.store.record_attempt(
+                    value_key=value.key,
+                    asset_id=value.asset,
+                    feature=spec.name,
+                    version=spec.version,
+                    error=error,
+                    worker=self.worker,
+                    started_at=started,
+                    run_id=self.run_id,
+                )
+                if error is exc:
+                    raise
+                raise error from exc
+            try:
+                self.store.put_value(
+                    NewValue(
+                        key=value.key,
+                        asset_id=value.asset,
+                        feature=spec.name,
+                        version=spec.version,
+                        params=dict(spec.params),
+                        model_fingerprint=value.model_fingerprint,
+                        code_fingerprint=spec.fingerprint,
+                        inputs=value.inputs,
+                        started_at=started,
+                        finished_at=datetime.now(UTC),
+                        worker=self.worker,
+                        device="cpu",
+                    ),
+                    result,
+                )
+            finally:
+                _discard_scratch(result)
+        return COMPUTED
+
+    def _load(self, value: PlannedValue, name: str, key: str) -> Any:
+        if name == SOURCE:
+            return self.store.source(key, name=self.names.get(key))
+        record = self.store.value(key)
+        if record is None:
+            raise ExecutionError(
+                f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset
+            )
+        return self.store.load(record, self.registry[name].output)
+
+
+def _as_execution_error(exc: BaseException, value: PlannedValue) -> MediameshError:
+    """Our own errors gain the feature and asset they happened in; anything else is wrapped."""
+    if isinstance(exc, ExecutionError):
+        exc.feature = exc.feature or value.ref
+        exc.asset = exc.asset or value.asset
+        return exc
+    if isinstance(exc, MediameshError):
+        return exc
+    return ExecutionError(f"{type(exc).__name__}: {exc}", feature=value.ref, asset=value.asset)
+
+
+def _retryable(task: Any, task_run: Any, state: Any) -> bool:
+    return bool(getattr(state.result(raise_on_failure=False), "retryable", False))
+
+
+def _discard_scratch(result: Any) -> None:
+    """Remove the ``mediamesh-*`` scratch directory a file-valued feature wrote its output in."""
+    if isinstance(result, FileValue) and result.path.parent.name.startswith("mediamesh-"):
+        shutil.rmtree(result.path.parent, ignore_errors=True)
+
+
+def _one_line(error: BaseException | None) -> str:
+    if error is None:
+        return "failed"
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,248 @@
+"""The mesh: a store plus a registry, and the operations users run on them (ingest, status, read)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from features import default_registry
+from features.errors import InputFileError, MediameshError
+from features.registry import Registry
+from orchestrator.engine import Progress, RunReport, execute
+from orchestrator.planner import Plan, plan
+from orchestrator.prefect_server import prefect_api_url
+from store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
+
+__all__ = ["FeatureState", "IngestResult", "Mesh"]
+
+
+@dataclass
+class IngestResult:
+    """What one ingested input led to; ``ok`` only when nothing failed."""
+
+    path: str
+    asset: str | None = None
+    computed: int = 0
+    reused: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.asset is not None and not self.errors and self.failed == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "asset": self.asset,
+            "computed": self.computed,
+            "reused": self.reused,
+            "failed": self.failed,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True)
+class FeatureState:
+    """One feature of one asset: ``stored``, ``running``, ``failed`` or ``missing``."""
+
+    feature: str
+    version: str
+    state: str
+    key: str
+    duration_s: float | None = None
+    worker: str | None = None
+    at: datetime | None = None
+    detail: str = ""
+
+
+class Mesh:
+    """Open with ``Mesh.open()`` (reads ``MEDIAMESH_*``), or from an open store and registry."""
+
+    def __init__(self, store: Store, registry: Registry | None = None, *, home: Path | None = None) -> None:
+        self.store = store
+        self.registry = registry or default_registry()
+        self.home = home or StoreSettings().home_dir
+
+    @classmethod
+    def open(cls, registry: Registry | None = None, settings: StoreSettings | None = None) -> Mesh:
+        settings = settings or StoreSettings()
+        return cls(open_store(settings), registry, home=settings.home_dir)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        targets: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        on_hashed: Callable[[str], None] | None = None,
+        on_server_start: Callable[[], None] | None = None,
+    ) -> list[IngestResult]:
+        """Register each file and compute every target value it lacks. A bad input never stops the others."""
+        results: list[IngestResult] = []
+        names: dict[str, str] = {}
+        for raw in paths:
+            result = IngestResult(path=str(raw))
+            results.append(result)
+            try:
+                path = _readable_file(Path(raw))
+                asset, _ = self.store.register_asset(path, name=str(path.resolve()))
+                result.asset = asset.id
+                names.setdefault(asset.id, str(raw))
+            except (MediameshError, OSError) as exc:
+                result.errors.append(f"{raw}: {_message(exc)}")
+            if on_hashed is not None:
+                on_hashed(str(raw))
+        assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
+        if not assets:
+            return results
+        the_plan = plan(self.store, self.registry, assets, targets)
+        report = self.run(
+            the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start
+        )
+        seen: set[str] = set()
+        for result in results:
+            if result.asset is None:
+                continue
+            asset_report = report.assets[result.asset]
+            if result.asset in seen:  # the same bytes twice in one call: the first entry did the work
+                result.reused = len(the_plan.targets)
+                continue
+            seen.add(result.asset)
+            result.computed, result.reused, result.failed = (
+                asset_report.computed,
+                asset_report.reused,
+                asset_report.failed,
+            )
+            result.errors.extend(f"{names.get(result.asset, result.path)}: {e}" for e in asset_report.errors)
+        return results
+
+    def run(
+        self,
+        the_plan: Plan,
+        *,
+        trigger: str,
+        names: dict[str, str] | None = None,
+        progress: Progress | None = None,
+        on_server_start: Callable[[], None] | None = None,
+    ) -> RunReport:
+        """Execute a plan; the Prefect API is only contacted (or started) when something is missing."""
+        api_url = prefect_api_url(self.home, on_start=on_server_start) if the_plan.missing else None
+        return execute(
+            self.store,
+            self.registry,
+            the_plan,
+            trigger=trigger,
+            api_url=api_url,
+            names=names,
+            progress=progress,
+        )
+
+    def status(self, asset_ref: str) -> tuple[str, list[FeatureState]]:
+        """Each feature@version of the asset with its state, timing and worker."""
+        asset = self.store.resolve_asset(asset_ref)
+        the_plan = plan(self.store, self.registry, [asset])
+        running = {c["value_key"]: c for c in self.store.live_claims(asset)}
+        failures: dict[str, Any] = {}
+        for attempt in self.store.attempts_for(asset):
+            failures.setdefault(attempt.value_key, attempt)
+        states: list[FeatureState] = []
+        current: set[str] = set()
+        for planned in the_plan.values:
+            current.add(planned.key)
+            record = self.store.value(planned.key) if planned.key in the_plan.stored else None
+            if record is not None:
+                states.append(_stored_state(record))
+            elif planned.key in running:
+                claim = running[planned.key]
+                states.append(
+                    FeatureState(
+                        planned.feature,
+                        planned.spec.version,
+                        "running",
+                        planned.key,
+                        None,
+                        claim["worker"],
+                        claim["claimed_at"],
+                    )
+                )
+            elif planned.key in failures:
+                attempt = failures[planned.key]
+                states.append(
+                    FeatureState(
+                        planned.feature,
+                        planned.spec.version,
+                        "failed",
+                        planned.key,
+                        (attempt.finished_at - attempt.started_at).total_seconds(),
+                        attempt.worker,
+                        attempt.finished_at,
+                        f"{attempt.error_type}: {attempt.message}",
+                    )
+                )
+            else:
+                states.append(FeatureState(planned.feature, planned.spec.version, "missing", planned.key))
+        for record in self.store.values_for(asset):
+            if record.key not in current:
+                states.append(_stored_state(record, detail="other version or params"))
+        return asset, states
+
+    def read(self, asset_ref: str, feature: str, version: str | None = None) -> tuple[ValueRecord, Any]:
+        """A stored value: by default the one the registry's current definition identifies, else the newest."""
+        spec = self.registry.resolve(feature)
+        asset = self.store.resolve_asset(asset_ref)
+        record: ValueRecord | None = None
+        if version is None or version == spec.version:
+            key = plan(self.store, self.registry, [asset], [feature]).key_of(asset, feature)
+            record = self.store.value(key)
+        if record is None:
+            candidates = self.store.values_for(asset, feature, version)
+            record = candidates[0] if candidates else None
+        if record is None:
+            which = f"{feature}@{version}" if version else feature
+            raise ValueNotFoundError(
+                f"asset {asset[:12]} has no stored {which}; run `mediamesh ingest` first"
+            )
+        return record, self.store.load(record, spec.output)
+
+
+def _readable_file(path: Path) -> Path:
+    if not path.exists():
+        raise InputFileError("no such file")
+    if not path.is_file():
+        raise InputFileError("not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputFileError("permission denied")
+    return path
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def _stored_state(record: ValueRecord, detail: str = "") -> FeatureState:
+    return FeatureState(
+        record.feature,
+        record.version,
+        "stored",
+        record.key,
+        record.duration_s,
+        record.worker,
+        record.created_at,
+        detail,
+    )

@@ -1,0 +1,101 @@
+"""Planning: (assets x targets) -> value keys -> what is missing, in dependency order.
+
+Keys follow from identities alone, so the whole plan is computed in memory and checked against the store
+with one bulk query: *to compute = plan keys - stored keys*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.identity import value_key
+from features.registry import Registry
+from features.spec import SOURCE, FeatureSpec
+from store import Store
+
+__all__ = ["Plan", "PlannedValue", "plan"]
+
+
+@dataclass(frozen=True)
+class PlannedValue:
+    """One value of one asset: its key and the keys of the inputs it is computed from."""
+
+    key: str
+    asset: str
+    spec: FeatureSpec = field(repr=False)
+    model_fingerprint: str | None
+    inputs: tuple[tuple[str, str], ...]  # (input name, value key or asset id), in parameter order
+
+    @property
+    def feature(self) -> str:
+        return self.spec.name
+
+    @property
+    def ref(self) -> str:
+        return self.spec.ref
+
+    @property
+    def upstream_keys(self) -> tuple[str, ...]:
+        return tuple(k for n, k in self.inputs if n != SOURCE)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every planned value, which of them are stored, and the missing ones needed for the targets."""
+
+    values: tuple[PlannedValue, ...]
+    stored: frozenset[str]
+    missing: tuple[PlannedValue, ...]
+    targets: tuple[str, ...]
+
+    @property
+    def reused(self) -> tuple[PlannedValue, ...]:
+        """Stored target values: what this plan reads instead of computing."""
+        return tuple(v for v in self.values if v.key in self.stored and v.feature in self.targets)
+
+    def for_asset(self, asset: str) -> tuple[PlannedValue, ...]:
+        return tuple(v for v in self.values if v.asset == asset)
+
+    def key_of(self, asset: str, feature: str) -> str:
+        for v in self.values:
+            if v.asset == asset and v.feature == feature:
+                return v.key
+        raise KeyError(f"{feature!r} of asset {asset[:12]} is not in this plan")
+
+
+def plan(
+    store: Store, registry: Registry, assets: Sequence[str], targets: Iterable[str] | None = None
+) -> Plan:
+    """Plan the ``targets`` (default: every feature) for ``assets``; one query finds what is stored."""
+    target_names = tuple(registry.closure(targets)) if targets is not None else registry.order
+    wanted = set(targets) if targets is not None else set(target_names)
+    order = registry.closure(target_names)
+    models = {name: registry[name].model_fingerprint() for name in order}
+    values: list[PlannedValue] = []
+    for asset in assets:
+        keys: dict[str, str] = {SOURCE: asset}
+        for name in order:
+            spec = registry[name]
+            inputs = tuple((i, keys[i]) for i in spec.input_names)
+            key = value_key(spec.name, spec.version, spec.params, models[name], [k for _, k in inputs])
+            keys[name] = key
+            values.append(PlannedValue(key, asset, spec, models[name], inputs))
+    stored = frozenset(store.stored_keys(v.key for v in values))
+    missing = _needed(values, stored, wanted)
+    return Plan(tuple(values), stored, missing, tuple(sorted(wanted)))
+
+
+def _needed(values: list[PlannedValue], stored: frozenset[str], wanted: set[str]) -> tuple[PlannedValue, ...]:
+    """Missing values a missing target needs, walking back only through missing inputs."""
+    by_key: dict[str, PlannedValue] = {v.key: v for v in values}
+    needed: set[str] = set()
+    stack: list[Any] = [v.key for v in values if v.feature in wanted and v.key not in stored]
+    while stack:
+        key = stack.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        stack.extend(k for k in by_key[key].upstream_keys if k not in stored)
+    return tuple(v for v in values if v.key in needed)

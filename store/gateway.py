@@ -1,0 +1,523 @@
+"""The one gateway to Postgres and object storage. Values are inserted, never updated."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from features.errors import MediameshError
+from features.values import SourceMedia
+from store import codecs, schema
+from store.blobs import BlobStore
+
+__all__ = [
+    "AmbiguousAssetError",
+    "AssetNotFoundError",
+    "AssetRecord",
+    "AttemptRecord",
+    "GarbageCollectionBusyError",
+    "NewValue",
+    "Store",
+    "ValueNotFoundError",
+    "ValueRecord",
+    "hash_file",
+]
+
+_HASH_CHUNK = 4 * 1024 * 1024
+# Computing work holds this advisory lock shared; garbage collection takes it exclusively, so gc never
+# sweeps a blob whose row is about to be written.
+_GC_LOCK = 0x6D6D6763
+
+
+class AssetNotFoundError(MediameshError):
+    """No asset matches the id, prefix, path or name given."""
+
+
+class AmbiguousAssetError(MediameshError):
+    """An id prefix matches more than one asset."""
+
+
+class ValueNotFoundError(MediameshError):
+    """No stored value matches the asset, feature and version asked for."""
+
+
+class GarbageCollectionBusyError(MediameshError):
+    """Work is in progress; garbage collection must wait for it."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    id: str
+    size: int
+    blob_key: str
+    created_at: datetime
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewValue:
+    """What the executor knows about a freshly computed value, besides the value itself."""
+
+    key: str
+    asset_id: str
+    feature: str
+    version: str
+    params: dict[str, Any]
+    model_fingerprint: str | None
+    code_fingerprint: str
+    inputs: Sequence[tuple[str, str]]
+    started_at: datetime
+    finished_at: datetime
+    worker: str
+    device: str
+
+
+@dataclass(frozen=True)
+class ValueRecord:
+    key: str
+    asset_id: str
+    feature: str
+    version: str
+    params: dict[str, Any]
+    model_fingerprint: str | None
+    code_fingerprint: str
+    payload_kind: str
+    blob_key: str
+    meta: dict[str, Any]
+    shape: list[int] | None
+    dtype: str | None
+    bytes: int
+    checksum: str
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    worker: str
+    device: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.feature}@{self.version}"
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    value_key: str
+    asset_id: str
+    feature: str
+    version: str
+    error_type: str
+    message: str
+    retryable: bool
+    worker: str
+    started_at: datetime
+    finished_at: datetime
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a file's bytes: the asset id."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _lock_id(key: str) -> int:
+    """A signed 64-bit advisory-lock id from a hex key."""
+    return int(struct.unpack(">q", bytes.fromhex(key[:16]))[0])
+
+
+class Store:
+    """Assets, immutable values, lineage, attempts and claims, in Postgres plus a blob store."""
+
+    def __init__(self, engine: Engine, blobs: BlobStore, *, database_url: str) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.database_url = database_url
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- assets
+
+    def register_asset(self, path: Path, name: str, *, sha256: str | None = None) -> tuple[AssetRecord, bool]:
+        """Store the file's bytes once and record ``name`` as an alias. Returns (asset, whether new)."""
+        asset_id = sha256 or hash_file(path)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(schema.assets).where(schema.assets.c.id == asset_id)).first()
+            if row is not None:
+                conn.execute(
+                    pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing()
+                )
+                return self.asset(asset_id), False
+        with self._gc_guard():
+            info = self.blobs.put_file(path, sha256=asset_id)
+            with self.engine.begin() as conn:
+                inserted = conn.execute(
+                    pg_insert(schema.assets)
+                    .values(id=asset_id, size=info.size, blob_key=info.key)
+                    .on_conflict_do_nothing()
+                    .returning(schema.assets.c.id)
+                ).first()
+                conn.execute(
+                    pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing()
+                )
+        return self.asset(asset_id), inserted is not None
+
+    def asset(self, asset_id: str) -> AssetRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.assets).where(schema.assets.c.id == asset_id)).first()
+            if row is None:
+                raise AssetNotFoundError(f"no asset {asset_id!r}")
+            names = conn.execute(
+                sa.select(schema.aliases.c.name)
+                .where(schema.aliases.c.asset_id == asset_id)
+                .order_by(schema.aliases.c.created_at, schema.aliases.c.name)
+            ).scalars()
+            return AssetRecord(row.id, row.size, row.blob_key, row.created_at, tuple(names))
+
+    def assets(self) -> list[AssetRecord]:
+        with self.engine.connect() as conn:
+            ids = (
+                conn.execute(sa.select(schema.assets.c.id).order_by(schema.assets.c.created_at))
+                .scalars()
+                .all()
+            )
+        return [self.asset(i) for i in ids]
+
+    def resolve_asset(self, ref: str) -> str:
+        """An asset id from an id, a unique id prefix, a path to ingested bytes, or an alias name."""
+        path = Path(ref)
+        if path.is_file():
+            asset_id = hash_file(path)
+            if self._asset_exists(asset_id):
+                return asset_id
+            raise AssetNotFoundError(f"the bytes of {ref!r} were never ingested (sha256 {asset_id[:12]})")
+        with self.engine.connect() as conn:
+            ref_lower = ref.lower()
+            if len(ref_lower) >= 4 and all(c in "0123456789abcdef" for c in ref_lower):
+                matches = (
+                    conn.execute(
+                        sa.select(schema.assets.c.id).where(schema.assets.c.id.startswith(ref_lower)).limit(3)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if len(matches) == 1:
+                    return str(matches[0])
+                if len(matches) > 1:
+                    raise AmbiguousAssetError(
+                        f"asset prefix {ref!r} matches several assets; give more characters"
+                    )
+            by_name = (
+                conn.execute(
+                    sa.select(schema.aliases.c.asset_id).where(schema.aliases.c.name == ref).distinct()
+                )
+                .scalars()
+                .all()
+            )
+        if len(by_name) == 1:
+            return str(by_name[0])
+        if len(by_name) > 1:
+            raise AmbiguousAssetError(f"{ref!r} names several assets (the file changed between ingests)")
+        raise AssetNotFoundError(
+            f"no asset matches {ref!r} (give an asset id, a unique prefix or an ingested file)"
+        )
+
+    def _asset_exists(self, asset_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id == asset_id)).first()
+                is not None
+            )
+
+    def source(self, asset_id: str, name: str | None = None) -> SourceMedia:
+        """The asset's bytes as a local file (downloaded and cached when the blobs are remote)."""
+        asset = self.asset(asset_id)
+        return SourceMedia(
+            asset=asset_id, path=self.blobs.local_path(asset.blob_key), name=name or _first(asset.names)
+        )
+
+    # ---- values
+
+    def stored_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` are stored: one query, however many keys."""
+        wanted = list(keys)
+        if not wanted:
+            return set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.values.c.key).where(schema.values.c.key == sa.func.any(sa.literal(wanted)))
+            )
+            return {r[0] for r in rows}
+
+    def put_value(self, new: NewValue, value: Any) -> ValueRecord:
+        """Write the blob (verified), then the row and its lineage in one transaction."""
+        payload = codecs.encode(value)
+        if payload.path is not None:
+            info = self.blobs.put_file(payload.path)
+        elif payload.data is not None:
+            info = self.blobs.put_bytes(payload.data)
+        else:  # pragma: no cover - codecs.encode always sets one of the two
+            raise TypeError(f"value {new.key} has no payload")
+        row = {
+            "key": new.key,
+            "asset_id": new.asset_id,
+            "feature": new.feature,
+            "version": new.version,
+            "params": new.params,
+            "model_fingerprint": new.model_fingerprint,
+            "code_fingerprint": new.code_fingerprint,
+            "payload_kind": payload.kind,
+            "blob_key": info.key,
+            "meta": payload.meta,
+            "shape": payload.shape,
+            "dtype": payload.dtype,
+            "bytes": info.size,
+            "checksum": info.sha256,
+            "started_at": new.started_at,
+            "finished_at": new.finished_at,
+            "duration_s": (new.finished_at - new.started_at).total_seconds(),
+            "worker": new.worker,
+            "device": new.device,
+        }
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                pg_insert(schema.values).values(**row).on_conflict_do_nothing().returning(schema.values.c.key)
+            ).first()
+            if inserted is not None:
+                conn.execute(
+                    schema.lineage.insert(),
+                    [
+                        {"value_key": new.key, "position": i, "input_name": n, "input_key": k}
+                        for i, (n, k) in enumerate(new.inputs)
+                    ],
+                )
+        record = self.value(new.key)
+        if record is None:  # pragma: no cover - the row was just written or already there
+            raise ValueNotFoundError(f"value {new.key} vanished after writing")
+        return record
+
+    def value(self, key: str) -> ValueRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.values).where(schema.values.c.key == key)).first()
+        return ValueRecord(**row._mapping) if row is not None else None
+
+    def values_for(
+        self, asset_id: str, feature: str | None = None, version: str | None = None
+    ) -> list[ValueRecord]:
+        """The asset's values, newest first, optionally of one feature (and version)."""
+        query = sa.select(schema.values).where(schema.values.c.asset_id == asset_id)
+        if feature is not None:
+            query = query.where(schema.values.c.feature == feature)
+        if version is not None:
+            query = query.where(schema.values.c.version == version)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(schema.values.c.created_at.desc())).all()
+        return [ValueRecord(**r._mapping) for r in rows]
+
+    def lineage(self, key: str) -> list[tuple[str, str]]:
+        """The (input name, input key) pairs a value was computed from, in parameter order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.lineage.c.input_name, schema.lineage.c.input_key)
+                .where(schema.lineage.c.value_key == key)
+                .order_by(schema.lineage.c.position)
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def load(self, record: ValueRecord, output_type: Any) -> Any:
+        """The stored value as its Python type (a file value gets a local path, read-only)."""
+        if record.payload_kind == "file":
+            path = self.blobs.local_path(record.blob_key)
+            return codecs.decode("file", output_type, record.meta, path=path)
+        return codecs.decode(
+            record.payload_kind, output_type, record.meta, data=self.blobs.get_bytes(record.blob_key)
+        )
+
+    # ---- attempts, claims, runs
+
+    def record_attempt(
+        self,
+        *,
+        value_key: str,
+        asset_id: str,
+        feature: str,
+        version: str,
+        error: BaseException,
+        worker: str,
+        started_at: datetime,
+        run_id: str | None = None,
+    ) -> None:
+        """Keep a failed attempt apart from values, so it never poisons the key."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.attempts.insert().values(
+                    value_key=value_key,
+                    asset_id=asset_id,
+                    feature=feature,
+                    version=version,
+                    error_type=type(error).__name__,
+                    message=str(error),
+                    retryable=bool(getattr(error, "retryable", False)),
+                    worker=worker,
+                    run_id=run_id,
+                    started_at=started_at,
+                )
+            )
+
+    def attempts_for(self, asset_id: str) -> list[AttemptRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.attempts)
+                .where(schema.attempts.c.asset_id == asset_id)
+                .order_by(schema.attempts.c.finished_at.desc())
+            ).all()
+        return [
+            AttemptRecord(
+                r.value_key,
+                r.asset_id,
+                r.feature,
+                r.version,
+                r.error_type,
+                r.message,
+                r.retryable,
+                r.worker,
+                r.started_at,
+                r.finished_at,
+            )
+            for r in rows
+        ]
+
+    @contextmanager
+    def claim(self, key: str, *, asset_id: str, feature: str, version: str, worker: str) -> Iterator[None]:
+        """Hold the right to compute ``key``; a second claimant waits here until the first is done.
+
+        The claim is a session advisory lock, so a worker that dies releases it with its connection and
+        another can take over at once. The ``claims`` row only shows who is computing what.
+        """
+        lock = _lock_id(key)
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock_shared(:g)"), {"g": _GC_LOCK})
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": lock})
+            conn.commit()
+            try:
+                stmt = pg_insert(schema.claims).values(
+                    value_key=key, asset_id=asset_id, feature=feature, version=version, worker=worker
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[schema.claims.c.value_key],
+                        set_={"worker": worker, "claimed_at": sa.func.now()},
+                    )
+                )
+                conn.commit()
+                yield
+            finally:
+                conn.rollback()
+                conn.execute(schema.claims.delete().where(schema.claims.c.value_key == key))
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
+                conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:g)"), {"g": _GC_LOCK})
+                conn.commit()
+
+    def live_claims(self, asset_id: str | None = None) -> list[dict[str, Any]]:
+        """Claims whose holder is still alive (stale rows of dead workers are skipped)."""
+        query = sa.select(schema.claims)
+        if asset_id is not None:
+            query = query.where(schema.claims.c.asset_id == asset_id)
+        live = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).all():
+                free = conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_id(row.value_key)}
+                ).scalar_one()
+                if free:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_id(row.value_key)})
+                else:
+                    live.append(dict(row._mapping))
+            conn.commit()
+        return live
+
+    def start_run(self, run_id: str, trigger: str, planned: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(schema.runs.insert().values(id=run_id, trigger=trigger, planned=planned))
+
+    def finish_run(self, run_id: str, *, computed: int, reused: int, failed: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.id == run_id)
+                .values(finished_at=sa.func.now(), computed=computed, reused=reused, failed=failed)
+            )
+
+    # ---- feature versions
+
+    def record_features(self, specs: Iterable[tuple[str, str, str, str]]) -> None:
+        """Record (name, version, code fingerprint, resources) as seen; known ones are left alone."""
+        rows = [{"name": n, "version": v, "fingerprint": f, "resources": r} for n, v, f, r in specs]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(pg_insert(schema.feature_versions).values(rows).on_conflict_do_nothing())
+
+    def recorded_fingerprints(self) -> dict[tuple[str, str], set[str]]:
+        """Every code fingerprint recorded for each (feature, version)."""
+        found: dict[tuple[str, str], set[str]] = {}
+        with self.engine.connect() as conn:
+            fv = schema.feature_versions
+            for name, version, fp in conn.execute(sa.select(fv.c.name, fv.c.version, fv.c.fingerprint)):
+                found.setdefault((name, version), set()).add(fp)
+        return found
+
+    # ---- garbage collection
+
+    def gc(self, *, dry_run: bool = False) -> list[str]:
+        """Remove blobs no asset or value refers to (left by a crash between blob and row)."""
+        with self.engine.connect() as conn:
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:g)"), {"g": _GC_LOCK}).scalar_one()
+            if not got:
+                raise GarbageCollectionBusyError("work is in progress; run gc again when it is done")
+            try:
+                referenced = set(conn.execute(sa.select(schema.assets.c.blob_key)).scalars())
+                referenced |= set(conn.execute(sa.select(schema.values.c.blob_key)).scalars())
+                orphans = [k for k in self.blobs.iter_keys() if k not in referenced]
+                if not dry_run:
+                    for key in orphans:
+                        self.blobs.delete(key)
+                return orphans
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:g)"), {"g": _GC_LOCK})
+                conn.commit()
+
+    @contextmanager
+    def _gc_guard(self) -> Iterator[None]:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock_shared(:g)"), {"g": _GC_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:g)"), {"g": _GC_LOCK})
+                conn.commit()
+
+
+def _first(names: tuple[str, ...]) -> str | None:
+    return names[0] if names else None

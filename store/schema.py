@@ -1,0 +1,141 @@
+"""The Postgres schema, as SQLAlchemy Core tables. Changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = [
+    "aliases",
+    "assets",
+    "attempts",
+    "claims",
+    "feature_versions",
+    "lineage",
+    "metadata",
+    "runs",
+    "values",
+]
+
+metadata = MetaData()
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="SHA-256 of the asset's bytes"),
+    Column("size", BigInteger, nullable=False),
+    Column("blob_key", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("asset_id", String(64), ForeignKey("assets.id"), primary_key=True),
+    Column("name", Text, primary_key=True, comment="a path or URI the bytes were ingested under"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_aliases_name", "name"),
+)
+
+feature_versions = Table(
+    "feature_versions",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("version", Text, primary_key=True),
+    Column("fingerprint", String(64), primary_key=True, comment="code fingerprint seen with this version"),
+    Column("resources", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+values = Table(
+    "feature_values",
+    metadata,
+    Column(
+        "key", String(64), primary_key=True, comment="hash of feature, version, params, model, input keys"
+    ),
+    Column("asset_id", String(64), ForeignKey("assets.id"), nullable=False),
+    Column("feature", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("model_fingerprint", Text),
+    Column("code_fingerprint", String(64), nullable=False),
+    Column("payload_kind", Text, nullable=False),
+    Column("blob_key", Text, nullable=False),
+    Column("meta", JSONB, nullable=False),
+    Column("shape", JSONB),
+    Column("dtype", Text),
+    Column("bytes", BigInteger, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("worker", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_feature_values_asset_feature", "asset_id", "feature", "version"),
+)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("value_key", String(64), ForeignKey("feature_values.key"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("input_name", Text, nullable=False),
+    Column("input_key", String(64), nullable=False, comment="a value key, or the asset id for 'source'"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("value_key", String(64), nullable=False),
+    Column("asset_id", String(64), ForeignKey("assets.id"), nullable=False),
+    Column("feature", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("error_type", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("retryable", Boolean, nullable=False),
+    Column("worker", Text, nullable=False),
+    Column("run_id", String(36)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_attempts_asset", "asset_id"),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("value_key", String(64), primary_key=True),
+    Column("asset_id", String(64), nullable=False),
+    Column("feature", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("worker", Text, nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("trigger", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("planned", Integer, nullable=False, server_default="0"),
+    Column("computed", Integer, nullable=False, server_default="0"),
+    Column("reused", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+)
