@@ -74,9 +74,7 @@ class Registry(Mapping[str, FeatureSpec]):
         """A new registry with the given specs swapped in by name (a version bump, other params)."""
         for spec in specs:
             if spec.name not in self._specs:
-                raise DefinitionError(
-                    f"cannot replace unknown feature {spec.name!r}.{did_you_mean(spec.name, self)}"
-                )
+                raise DefinitionError(f"cannot replace unknown feature {spec.name!r}.{did_you_mean(spec.name, self)}")
         swapped = {**self._specs, **{s.name: s for s in specs}}
         return Registry(swapped.values())
 

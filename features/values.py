@@ -67,6 +67,8 @@ class EncodedMedia(FileValue):
     duration: float
     has_audio: bool
     sample_rate: int | None = None
+    #: The original's average frame rate, so that frame-count parameters can keep their meaning.
+    source_fps: float | None = None
 
     def to_meta(self) -> dict[str, Any]:
         meta = asdict(self)
@@ -102,8 +104,7 @@ class ShotTable(JsonValue):
         return cls(
             fps=fps,
             shots=tuple(
-                Shot(i, start, end, round(start / fps, 6), round(end / fps, 6))
-                for i, (start, end) in enumerate(bounds)
+                Shot(i, start, end, round(start / fps, 6), round(end / fps, 6)) for i, (start, end) in enumerate(bounds)
             ),
         )
 

@@ -102,9 +102,7 @@ def _ingest(mesh: Mesh, paths: list[str]) -> list[IngestResult]:
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Video files to register and compute.")],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON list, an object per input.")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list, an object per input.")] = False,
 ) -> None:
     """Register each file and compute every feature it lacks. Exit 0 only if every input succeeded."""
     with Mesh.open() as mesh:
@@ -151,9 +149,7 @@ def read(
     feature: Annotated[str, typer.Argument(help="Feature name, e.g. shots.")],
     version: Annotated[str | None, typer.Option(help="Feature version (default: the registry's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the value as JSON.")] = False,
-    to: Annotated[
-        Path | None, typer.Option("--out", help="Write the value to a file (.npy for arrays).")
-    ] = None,
+    to: Annotated[Path | None, typer.Option("--out", help="Write the value to a file (.npy for arrays).")] = None,
 ) -> None:
     """Read a stored value: tables as JSON, arrays to .npy, media files to a file."""
     with Mesh.open() as mesh:
@@ -220,9 +216,7 @@ def _describe(record: Any, lineage: list[tuple[str, str]]) -> None:
 
 @app.command()
 def features(
-    check: Annotated[
-        bool, typer.Option(help="Exit non-zero where code changed but the version did not.")
-    ] = False,
+    check: Annotated[bool, typer.Option(help="Exit non-zero where code changed but the version did not.")] = False,
 ) -> None:
     """The registry: each feature with its version, resources, inputs and code fingerprint."""
     with Mesh.open() as mesh:
@@ -301,9 +295,7 @@ def demo() -> None:
     """Ingest the bundled sample clips on the embedded default and show what was computed and where."""
     settings = StoreSettings()
     samples = sorted(
-        Path(str(p))
-        for p in resources.files("orchestrator").joinpath("samples").iterdir()
-        if str(p).endswith(".mp4")
+        Path(str(p)) for p in resources.files("orchestrator").joinpath("samples").iterdir() if str(p).endswith(".mp4")
     )
     err.print(f"mediamesh demo: {len(samples)} sample clip(s), home {settings.home_dir}")
     with Mesh.open(settings=settings) as mesh:

@@ -139,7 +139,8 @@ class _Runner:
         from prefect.settings import PREFECT_API_URL, temporary_settings
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        compute = task(
+        # Prefect's overloads do not admit every valid combination of options.
+        compute: Any = task(  # type: ignore[call-overload]
             self.compute,
             name="compute-value",
             cache_policy=NO_CACHE,
@@ -149,10 +150,12 @@ class _Runner:
             retry_condition_fn=_retryable,
         )
 
+        runner: Any = ThreadPoolTaskRunner(max_workers=max_workers or os.cpu_count() or 2)
+
         @flow(
             name="mediamesh-run",
             flow_run_name=f"{trigger}-{self.run_id[:8]}",
-            task_runner=ThreadPoolTaskRunner(max_workers=max_workers or os.cpu_count() or 2),
+            task_runner=runner,
             persist_result=False,
             log_prints=False,
         )
@@ -244,9 +247,7 @@ class _Runner:
             return self.store.source(key, name=self.names.get(key))
         record = self.store.value(key)
         if record is None:
-            raise ExecutionError(
-                f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset
-            )
+            raise ExecutionError(f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset)
         return self.store.load(record, self.registry[name].output)
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from features import default_registry
-from features.errors import InputFileError, MediameshError
+from features.errors import DefinitionError, InputFileError, MediameshError
 from features.registry import Registry
 from orchestrator.engine import Progress, RunReport, execute
 from orchestrator.planner import Plan, plan
 from orchestrator.prefect_server import prefect_api_url
 from store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
+from store.codecs import payload_kind_of
 
 __all__ = ["FeatureState", "IngestResult", "Mesh"]
 
@@ -67,6 +68,14 @@ class Mesh:
         self.store = store
         self.registry = registry or default_registry()
         self.home = home or StoreSettings().home_dir
+        for spec in self.registry.values():
+            try:
+                payload_kind_of(spec.output)
+            except TypeError:
+                raise DefinitionError(
+                    f"feature {spec.ref} returns {getattr(spec.output, '__name__', spec.output)}, which mediamesh "
+                    "cannot store; return a FileValue, a JsonValue or a NumPy array"
+                ) from None
 
     @classmethod
     def open(cls, registry: Registry | None = None, settings: StoreSettings | None = None) -> Mesh:
@@ -110,9 +119,7 @@ class Mesh:
         if not assets:
             return results
         the_plan = plan(self.store, self.registry, assets, targets)
-        report = self.run(
-            the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start
-        )
+        report = self.run(the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start)
         seen: set[str] = set()
         for result in results:
             if result.asset is None:
@@ -213,9 +220,7 @@ class Mesh:
             record = candidates[0] if candidates else None
         if record is None:
             which = f"{feature}@{version}" if version else feature
-            raise ValueNotFoundError(
-                f"asset {asset[:12]} has no stored {which}; run `mediamesh ingest` first"
-            )
+            raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}; run `mediamesh ingest` first")
         return record, self.store.load(record, spec.output)
 
 

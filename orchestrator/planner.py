@@ -65,9 +65,7 @@ class Plan:
         raise KeyError(f"{feature!r} of asset {asset[:12]} is not in this plan")
 
 
-def plan(
-    store: Store, registry: Registry, assets: Sequence[str], targets: Iterable[str] | None = None
-) -> Plan:
+def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Iterable[str] | None = None) -> Plan:
     """Plan the ``targets`` (default: every feature) for ``assets``; one query finds what is stored."""
     target_names = tuple(registry.closure(targets)) if targets is not None else registry.order
     wanted = set(targets) if targets is not None else set(target_names)

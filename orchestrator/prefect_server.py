@@ -108,9 +108,7 @@ def _start(folder: Path) -> str:
         time.sleep(0.25)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    raise TransientError(
-        f"the Prefect server did not answer within {_START_TIMEOUT_S:.0f} s; see {folder}/server.log"
-    )
+    raise TransientError(f"the Prefect server did not answer within {_START_TIMEOUT_S:.0f} s; see {folder}/server.log")
 
 
 def _healthy(url: str) -> bool:

@@ -163,12 +163,13 @@ class Store:
         """Store the file's bytes once and record ``name`` as an alias. Returns (asset, whether new)."""
         asset_id = sha256 or hash_file(path)
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(schema.assets).where(schema.assets.c.id == asset_id)).first()
-            if row is not None:
+            known = conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id == asset_id)).first()
+            if known is not None:
                 conn.execute(
                     pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing()
                 )
-                return self.asset(asset_id), False
+        if known is not None:
+            return self.asset(asset_id), False
         with self._gc_guard():
             info = self.blobs.put_file(path, sha256=asset_id)
             with self.engine.begin() as conn:

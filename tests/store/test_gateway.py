@@ -1,0 +1,215 @@
+"""The store gateway on both backends: embedded Postgres + local blobs, and Postgres + S3 (SeaweedFS)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from features import EncodedMedia, ShotTable
+from store import (
+    AmbiguousAssetError,
+    AssetNotFoundError,
+    GarbageCollectionBusyError,
+    NewValue,
+    Store,
+    hash_file,
+)
+from store.database import migrate
+
+
+def _new(store_asset: str, key: str, feature: str = "shots", inputs: tuple[tuple[str, str], ...] = ()) -> NewValue:
+    now = datetime.now(UTC)
+    return NewValue(
+        key=key,
+        asset_id=store_asset,
+        feature=feature,
+        version="1",
+        params={"threshold": 27.0},
+        model_fingerprint=None,
+        code_fingerprint="f" * 64,
+        inputs=inputs or (("source", store_asset),),
+        started_at=now,
+        finished_at=now,
+        worker="test:1",
+        device="cpu",
+    )
+
+
+def _key(n: int) -> str:
+    return f"{n:064x}"
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.bin"
+    path.write_bytes(b"not really a video, but bytes are bytes" * 1000)
+    return path
+
+
+def test_same_bytes_under_another_name_are_the_same_asset(store: Store, clip: Path, tmp_path: Path) -> None:
+    asset, new = store.register_asset(clip, name="a/clip.mp4")
+    assert new and asset.id == hash_file(clip) and asset.size == clip.stat().st_size
+    copy = tmp_path / "renamed.mp4"
+    copy.write_bytes(clip.read_bytes())
+    again, new_again = store.register_asset(copy, name="b/renamed.mp4")
+    assert (again.id, new_again) == (asset.id, False)
+    assert again.names == ("a/clip.mp4", "b/renamed.mp4")
+    assert list(store.blobs.iter_keys()) == [asset.blob_key]
+    assert store.source(asset.id).path.read_bytes() == clip.read_bytes()
+
+
+def test_values_round_trip_with_lineage_for_each_payload_kind(store: Store, clip: Path, tmp_path: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    table = ShotTable.from_frames(24.0, [(0, 24), (24, 100)])
+    media_file = tmp_path / "mediamesh-encode-x" / "encode.mp4"
+    media_file.parent.mkdir()
+    media_file.write_bytes(b"mp4 bytes")
+    media = EncodedMedia(media_file, 640, 360, 24.0, 100, 4.1667, False, None)
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+
+    enc = store.put_value(_new(asset.id, _key(1), "encode"), media)
+    shots = store.put_value(_new(asset.id, _key(2), "shots", (("encode", _key(1)),)), table)
+    emb = store.put_value(_new(asset.id, _key(3), "emb", (("shots", _key(2)), ("encode", _key(1)))), array)
+
+    assert store.load(shots, ShotTable) == table
+    loaded_media = store.load(enc, EncodedMedia)
+    assert loaded_media.path.read_bytes() == b"mp4 bytes" and loaded_media.width == 640
+    loaded = store.load(emb, np.ndarray)
+    assert np.array_equal(loaded, array) and loaded.dtype == np.float32 and not loaded.flags.writeable
+    assert (emb.shape, emb.dtype, emb.payload_kind) == ([3, 4], "float32", "array")
+    assert store.lineage(emb.key) == [("shots", _key(2)), ("encode", _key(1))]
+    assert store.stored_keys([_key(1), _key(2), _key(3), _key(4)]) == {_key(1), _key(2), _key(3)}
+    assert [v.key for v in store.values_for(asset.id, "shots")] == [_key(2)]
+
+
+def test_values_cannot_be_updated_deleted_or_truncated(store: Store, clip: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    store.put_value(_new(asset.id, _key(7)), ShotTable.from_frames(24.0, [(0, 10)]))
+    for statement in (
+        "UPDATE feature_values SET version = '2'",
+        "DELETE FROM feature_values",
+        "TRUNCATE feature_values CASCADE",
+        "DELETE FROM lineage",
+    ):
+        with pytest.raises(sa.exc.DBAPIError, match="values are immutable"), store.engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    record = store.value(_key(7))
+    assert record is not None and record.version == "1"
+
+
+def test_writing_the_same_key_twice_keeps_the_first_value(store: Store, clip: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    first = store.put_value(_new(asset.id, _key(8)), ShotTable.from_frames(24.0, [(0, 10)]))
+    second = store.put_value(_new(asset.id, _key(8)), ShotTable.from_frames(24.0, [(0, 5), (5, 10)]))
+    assert second.checksum == first.checksum
+    assert len(store.load(second, ShotTable)) == 1
+
+
+def test_failed_attempts_are_kept_apart_from_values(store: Store, clip: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    store.record_attempt(
+        value_key=_key(9),
+        asset_id=asset.id,
+        feature="encode",
+        version="1",
+        error=ValueError("boom"),
+        worker="w",
+        started_at=datetime.now(UTC),
+    )
+    assert store.stored_keys([_key(9)]) == set()
+    [attempt] = store.attempts_for(asset.id)
+    assert (attempt.error_type, attempt.message, attempt.retryable) == ("ValueError", "boom", False)
+
+
+def test_resolve_asset_by_id_prefix_path_and_name(store: Store, clip: Path, tmp_path: Path) -> None:
+    asset, _ = store.register_asset(clip, name="/data/clip.mp4")
+    assert store.resolve_asset(asset.id) == asset.id
+    assert store.resolve_asset(asset.id[:8].upper()) == asset.id
+    assert store.resolve_asset(str(clip)) == asset.id
+    assert store.resolve_asset("/data/clip.mp4") == asset.id
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"other")
+    with pytest.raises(AssetNotFoundError, match=r"the bytes of '.*other.bin' were never ingested"):
+        store.resolve_asset(str(other))
+    with pytest.raises(AssetNotFoundError, match="no asset matches 'nothing-like-this'"):
+        store.resolve_asset("nothing-like-this")
+    with store.engine.begin() as conn:  # two assets whose ids share a prefix
+        for twin in ("abcd" + "1" * 60, "abcd" + "2" * 60):
+            conn.execute(sa.text("INSERT INTO assets (id, size, blob_key) VALUES (:i, 0, 'none')"), {"i": twin})
+    with pytest.raises(AmbiguousAssetError, match="asset prefix 'abcd' matches several assets"):
+        store.resolve_asset("abcd")
+    assert store.resolve_asset("abcd1") == "abcd" + "1" * 60
+
+
+def test_a_second_claim_waits_for_the_first(store: Store, clip: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def holder() -> None:
+        with store.claim(_key(5), asset_id=asset.id, feature="f", version="1", worker="first"):
+            order.append("first in")
+            first_in.set()
+            time.sleep(0.5)
+            order.append("first out")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    first_in.wait(10)
+    assert [c["worker"] for c in store.live_claims(asset.id)] == ["first"]
+    with store.claim(_key(5), asset_id=asset.id, feature="f", version="1", worker="second"):
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
+    assert store.live_claims(asset.id) == []
+
+
+def test_a_dead_claimant_releases_its_claim_at_once(store: Store, clip: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    lock = int.from_bytes(bytes.fromhex(_key(6)[:16]), "big", signed=True)
+    dead = psycopg.connect(url, autocommit=True)
+    dead.execute("SELECT pg_advisory_lock(%s)", (lock,))
+    dead.execute(
+        "INSERT INTO claims (value_key, asset_id, feature, version, worker) VALUES (%s, %s, 'f', '1', 'dead')",
+        (_key(6), asset.id),
+    )
+    dead.close()  # the worker dies: its session ends, so does its lock
+    assert store.live_claims(asset.id) == []
+    with store.claim(_key(6), asset_id=asset.id, feature="f", version="1", worker="taker"):
+        assert [c["worker"] for c in store.live_claims(asset.id)] == ["taker"]
+
+
+def test_gc_sweeps_orphan_blobs_only_and_waits_for_work_in_progress(store: Store, clip: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    kept = store.put_value(_new(asset.id, _key(10)), ShotTable.from_frames(24.0, [(0, 3)]))
+    orphan = store.blobs.put_bytes(b"written, then the process died before its row")
+    assert store.gc(dry_run=True) == [orphan.key]
+    assert store.blobs.exists(orphan.key)
+    with (
+        store.claim(_key(11), asset_id=asset.id, feature="f", version="1", worker="busy"),
+        pytest.raises(GarbageCollectionBusyError, match="work is in progress"),
+    ):
+        store.gc()
+    assert store.gc() == [orphan.key]
+    assert not store.blobs.exists(orphan.key)
+    assert store.blobs.exists(kept.blob_key) and store.blobs.exists(asset.blob_key)
+
+
+def test_migrations_are_idempotent_and_recorded(store: Store) -> None:
+    migrate(store.engine)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+
+
+def test_feature_fingerprints_are_recorded_once(store: Store) -> None:
+    store.record_features([("shots", "1", "a" * 64, "cpu"), ("encode", "1", "b" * 64, "cpu")])
+    store.record_features([("shots", "1", "a" * 64, "cpu"), ("shots", "1", "c" * 64, "cpu")])
+    assert store.recorded_fingerprints() == {("shots", "1"): {"a" * 64, "c" * 64}, ("encode", "1"): {"b" * 64}}
