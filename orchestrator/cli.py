@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,7 +26,6 @@ from rich.table import Table
 
 from features.errors import MediameshError
 from features.values import FileValue, JsonValue, ShotTable
-from orchestrator.engine import FAILED
 from orchestrator.mesh import IngestResult, Mesh
 from orchestrator.planner import PlannedValue
 from orchestrator.prefect_server import server_state, stop_prefect_server
@@ -40,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     try:
         app()
     except MediameshError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(1)
 
 
@@ -69,8 +69,6 @@ class _RichProgress:
     def finished(self, value: PlannedValue, outcome: str) -> None:
         with self.lock:
             self.progress.advance(self.task_id)
-            if outcome == FAILED:
-                self.progress.console.print(f"[red]failed[/red] {value.ref} of {value.asset[:12]}")
 
 
 def _progress() -> Progress:
@@ -116,7 +114,7 @@ def ingest(
         out.print(table)
     for r in results:
         for message in r.errors:
-            err.print(f"[red]error:[/red] {message}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
@@ -307,7 +305,7 @@ def demo() -> None:
                 highlight=False,
             )
             for message in result.errors:
-                err.print(f"[red]error:[/red] {message}", highlight=False)
+                err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
             if result.asset is None:
                 continue
             _, states = mesh.status(result.asset)

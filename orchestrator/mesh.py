@@ -134,7 +134,7 @@ class Mesh:
                 asset_report.reused,
                 asset_report.failed,
             )
-            result.errors.extend(f"{names.get(result.asset, result.path)}: {e}" for e in asset_report.errors)
+            result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
         return results
 
     def run(

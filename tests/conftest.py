@@ -79,7 +79,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         from prefect.logging.handlers import APILogHandler
 
-        APILogHandler.flush()  # send buffered run logs while the server is still up
+        APILogHandler().flush()  # send buffered run logs while the server is still up
         stop_prefect_server(home)
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)

@@ -46,7 +46,7 @@ def test_bad_input_fails_alone_and_is_recorded_against_its_asset(
     assert by_name["good.mp4"].ok and by_name["good.mp4"].computed == 2
     assert by_name["bad.mp4"].failed == 1 and not by_name["bad.mp4"].ok
     [message] = by_name["bad.mp4"].errors
-    assert message.startswith(f"{bad}: cannot decode '{bad}': invalid data [size@1, asset ")
+    assert message.startswith(f"cannot decode '{bad}': invalid data [size@1, asset ")
     assert by_name["missing.mp4"].asset is None
     assert by_name["missing.mp4"].errors == [f"{missing}: no such file"]
     bad_asset = by_name["bad.mp4"].asset

@@ -1,0 +1,104 @@
+"""Planning a catalogue that is fully computed: 10,000 assets x every built-in feature, nothing missing.
+
+The planner derives every key in memory and asks the store once which are stored; the baseline is that
+one bulk ``stored_keys`` query alone, with the same keys. The rows are bulk-inserted with SQLAlchemy Core
+(assets, and values under the keys the planner computes, with placeholder blob keys): planning reads
+rows only, never blobs or lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from bench.context import Context
+from bench.harness import BenchError, Figure, measure_memory, side_by_side
+from features import default_registry
+from orchestrator.planner import plan
+from store import Store, schema
+from store.blobs import blob_key
+from store.codecs import payload_kind_of
+
+__all__ = ["run"]
+
+ASSETS = 10_000
+BATCH = 5_000
+
+
+def run(ctx: Context) -> list[Figure]:
+    store = ctx.open_store()
+    registry = default_registry()
+    assets = [hashlib.sha256(f"bench asset {i}".encode()).hexdigest() for i in range(ASSETS)]
+    _insert_catalogue(store, assets)
+    keys = [v.key for v in plan(store, registry, assets).values]
+
+    def planning() -> None:
+        the_plan = plan(store, registry, assets)
+        if the_plan.missing or len(the_plan.stored) != len(keys):
+            raise BenchError(
+                f"planning a stored catalogue found {len(the_plan.missing)} missing, {len(the_plan.stored)} stored"
+            )
+
+    def bulk_query() -> None:
+        if len(store.stored_keys(keys)) != len(keys):
+            raise BenchError("stored_keys did not find every key")
+
+    samples = side_by_side(planning, bulk_query, repeats=ctx.repeats(15, 3))
+    return [
+        Figure(
+            name="plan",
+            description=f"plan {ASSETS:,} fully stored assets x {len(registry)} built-in features "
+            f"({len(keys):,} keys), 0 missing",
+            target_label="orchestrator.planner.plan(store, registry, assets)",
+            baseline_label="store.stored_keys(the same keys): the one bulk query",
+            samples=samples,
+            max_seconds=2.0,
+            memory_target=measure_memory(planning),
+            memory_baseline=measure_memory(bulk_query),
+            notes={"assets": ASSETS, "keys": len(keys), "features": list(registry.order)},
+        )
+    ]
+
+
+def _insert_catalogue(store: Store, assets: list[str]) -> None:
+    """Asset rows, and a value row for every key the planner wants, as fast as Postgres takes them."""
+    empty = plan(store, default_registry(), assets)
+    if len(empty.missing) != len(empty.values):
+        raise BenchError("the benchmark database is not empty")
+    now = datetime.now(UTC)
+    asset_rows = [{"id": a, "size": 0, "blob_key": blob_key(a)} for a in assets]
+    value_rows = [
+        {
+            "key": v.key,
+            "asset_id": v.asset,
+            "feature": v.feature,
+            "version": v.spec.version,
+            "params": dict(v.spec.params),
+            "model_fingerprint": v.model_fingerprint,
+            "code_fingerprint": v.spec.fingerprint,
+            "payload_kind": payload_kind_of(v.spec.output),
+            "blob_key": blob_key(v.key),
+            "meta": {},
+            "shape": None,
+            "dtype": None,
+            "bytes": 0,
+            "checksum": v.key,
+            "started_at": now,
+            "finished_at": now,
+            "duration_s": 0.0,
+            "worker": "bench",
+            "device": "cpu",
+        }
+        for v in empty.values
+    ]
+    with store.engine.begin() as conn:
+        for start in range(0, len(asset_rows), BATCH):
+            conn.execute(schema.assets.insert(), asset_rows[start : start + BATCH])
+        for start in range(0, len(value_rows), BATCH):
+            conn.execute(schema.values.insert(), value_rows[start : start + BATCH])
+    with store.engine.connect() as conn:
+        # Statistics now, as autovacuum would soon gather them itself, so its ANALYZE cannot land mid-timing.
+        conn.execute(sa.text(f"ANALYZE {schema.values.name}, {schema.assets.name}"))
+        conn.commit()

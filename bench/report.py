@@ -1,0 +1,110 @@
+"""The printed table and ``bench/results/latest.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.harness import Figure, Memory
+
+__all__ = ["RESULTS", "print_report", "write_results"]
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def print_report(console: Console, figures: list[Figure], errors: dict[str, str], *, elapsed_s: float) -> None:
+    table = Table(title="mediamesh benchmarks (medians; ratio = target / baseline, run side by side)")
+    table.add_column("figure", style="bold")
+    table.add_column("runs", justify="right")
+    table.add_column("median", justify="right")
+    table.add_column("baseline median", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("result", justify="center")
+    table.add_column("peak alloc (target / baseline)", justify="right")
+    for figure in figures:
+        samples = figure.samples
+        if samples is None:
+            continue
+        table.add_row(
+            figure.name,
+            str(len(samples.target)),
+            _duration(samples.target_median),
+            _duration(samples.baseline_median),
+            f"{samples.ratio:.2f}x",
+            figure.target_text,
+            {True: "[green]pass[/]", False: "[red]MISS[/]", None: "-"}[figure.passed],
+            _memory(figure.memory_target, figure.memory_baseline),
+        )
+    console.print(table)
+    for figure in figures:
+        console.print(f"  [bold]{figure.name}[/]: {figure.description}")
+        console.print(f"      target:   {figure.target_label}\n      baseline: {figure.baseline_label}")
+    missed = [f for f in figures if f.passed is False]
+    if missed:
+        console.print(f"[red]Targets missed ({len(missed)}):[/]")
+        for figure in missed:
+            if figure.samples is not None:
+                console.print(
+                    f"  [red]{figure.name}[/]: {figure.samples.ratio:.2f}x, "
+                    f"{_duration(figure.samples.target_median)} (target {figure.target_text})"
+                )
+    else:
+        console.print("[green]Every target met.[/]")
+    for name, message in errors.items():
+        console.print(f"[red]{name} could not be measured:[/] {message}")
+    console.print(f"Took {elapsed_s:.0f} s. Results: {_relative(RESULTS)}")
+
+
+def write_results(
+    figures: list[Figure], errors: dict[str, str], *, quick: bool, started: datetime, elapsed_s: float
+) -> Path:
+    data: dict[str, Any] = {
+        "started_at": started.isoformat(),
+        "elapsed_s": elapsed_s,
+        "quick": quick,
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+        },
+        "figures": [f.to_json() for f in figures],
+        "missed": [f.name for f in figures if f.passed is False],
+        "errors": errors,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    return RESULTS
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _memory(target: Memory | None, baseline: Memory | None) -> str:
+    if target is None or baseline is None:
+        return "-"
+    return f"{_mib(target.traced_peak)} / {_mib(baseline.traced_peak)}"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,253 @@
+"""The ``mediamesh`` command line, run as a user runs it: a subprocess, real clips, real services."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+import sqlalchemy as sa
+
+from store import Store, StoreSettings, hash_file, open_store
+
+DATA = Path(__file__).parents[1] / "data"
+MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path, prefect_api: str) -> dict[str, str]:
+    """The environment of a user whose store is a fresh database and a fresh home."""
+    return {
+        **os.environ,
+        "MEDIAMESH_HOME": str(tmp_path / "home"),
+        "MEDIAMESH_DATABASE_URL": database_url,
+        "PREFECT_API_URL": prefect_api,
+        "TMPDIR": str(_scratch(tmp_path)),
+        "COLUMNS": "200",
+    }
+
+
+def _scratch(tmp_path: Path) -> Path:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return scratch
+
+
+@pytest.fixture
+def store(env: dict[str, str]) -> Iterator[Store]:
+    settings = StoreSettings(home=Path(env["MEDIAMESH_HOME"]), database_url=env["MEDIAMESH_DATABASE_URL"])
+    with open_store(settings) as opened:
+        yield opened
+
+
+def mediamesh(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MEDIAMESH, *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def _copy(name: str, to: Path) -> Path:
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DATA / name, to)
+    return to
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert "Traceback" not in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_bad_inputs_fail_alone_with_one_line_errors_and_nothing_partial(
+    env: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "empty.mp4").write_bytes(b"")
+    (inputs / "truncated.mp4").write_bytes((DATA / "testvideo.mp4").read_bytes()[:900_000])
+    (inputs / "notes.mp4").write_text("these are not frames\n")
+    good = _copy("counter.mp4", inputs / "good.mp4")
+    missing = inputs / "missing.mp4"
+    paths = [inputs / "empty.mp4", inputs / "truncated.mp4", inputs / "notes.mp4", missing, good]
+
+    result = mediamesh(env, "ingest", *map(str, paths), "--json")
+
+    assert result.returncode == 1
+    entries = {Path(e["path"]).name: e for e in _json(result)}
+    assert list(entries) == ["empty.mp4", "truncated.mp4", "notes.mp4", "missing.mp4", "good.mp4"]
+    assert entries["good.mp4"]["computed"] == 2
+    assert entries["good.mp4"]["errors"] == []
+    expected = {
+        "empty.mp4": r"is empty \(0 bytes\)",
+        "truncated.mp4": "cannot decode .*: invalid data found when processing input",
+        "notes.mp4": "cannot decode .*: invalid data found when processing input",
+        "missing.mp4": "no such file",
+    }
+    for name, pattern in expected.items():
+        [message] = entries[name]["errors"]
+        assert str(inputs / name) in message
+        assert "\n" not in message
+        assert entries[name]["computed"] == 0
+        assert re.search(pattern, message), message
+    assert entries["missing.mp4"]["asset"] is None
+    for name in ("empty.mp4", "truncated.mp4", "notes.mp4"):
+        asset = entries[name]["asset"]
+        assert store.values_for(asset) == []
+        assert [a.feature for a in store.attempts_for(asset)] == ["encode"]
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {entries[n]['errors'][0]}" for n in expected
+    ]
+    assert list(_scratch(tmp_path).glob("mediamesh-*")) == []
+
+
+def test_same_bytes_under_another_name_compute_nothing(env: dict[str, str], store: Store, tmp_path: Path) -> None:
+    first = _copy("counter.mp4", tmp_path / "a" / "counter.mp4")
+    renamed = _copy("counter.mp4", tmp_path / "b" / "renamed.mp4")
+    [one] = _json(mediamesh(env, "ingest", str(first), "--json"))
+    again = mediamesh(env, "ingest", str(renamed), "--json")
+    [two] = _json(again)
+    assert again.returncode == 0
+    assert (one["computed"], one["reused"]) == (2, 0)
+    assert (two["asset"], two["computed"], two["reused"], two["failed"]) == (one["asset"], 0, 2, 0)
+    assert store.asset(one["asset"]).names == (str(first.resolve()), str(renamed.resolve()))
+
+
+def test_status_read_features_and_info(env: dict[str, str], store: Store, tmp_path: Path) -> None:
+    clip = _copy("issue-195-aspect-ratio.mp4", tmp_path / "aspect.mp4")
+    assert mediamesh(env, "ingest", str(clip)).returncode == 0
+    asset = hash_file(clip)
+
+    status = mediamesh(env, "status", asset[:10])
+    assert status.returncode == 0, status.stderr
+    assert "encode@1" in status.stdout
+    assert status.stdout.count("stored") == 2
+
+    shots = _json(mediamesh(env, "read", str(clip), "shots", "--json"))
+    assert [round(s["start_time"], 3) for s in shots] == [0.0, 2.792, 6.792, 12.042, 16.833, 19.375]
+    assert all(set(s) == {"index", "start_frame", "end_frame", "start_time", "end_time"} for s in shots)
+    assert all(a["end_frame"] == b["start_frame"] for a, b in itertools.pairwise(shots))
+
+    out = tmp_path / "encode.mp4"
+    read = mediamesh(env, "read", asset, "encode", "--out", str(out), "--version", "1")
+    assert read.returncode == 0, read.stderr
+    with av.open(str(out)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 360)
+        assert video.codec_context.name == "h264"
+
+    missing = mediamesh(env, "read", asset, "shots", "--version", "9")
+    assert missing.returncode == 1
+    assert "has no stored shots@9" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    typo = mediamesh(env, "read", asset, "shot")
+    assert typo.returncode == 1
+    assert "Did you mean 'shots'?" in typo.stderr
+
+    features = mediamesh(env, "features", "--check")
+    assert features.returncode == 0, features.stderr
+    assert "matches" in features.stdout
+    with store.engine.begin() as conn:  # as if shots@1 had been computed by different code
+        conn.execute(
+            sa.text(
+                "INSERT INTO feature_versions (name, version, fingerprint, resources) VALUES ('shots', '1', :f, 'cpu')"
+            ),
+            {"f": "0" * 64},
+        )
+    changed = mediamesh(env, "features", "--check")
+    assert changed.returncode == 1
+    assert "code changed without a version bump: shots@1" in changed.stderr
+
+    info = mediamesh(env, "info")
+    assert info.returncode == 0
+    assert env["PREFECT_API_URL"] in info.stdout
+    assert f"file://{Path(env['MEDIAMESH_HOME']).resolve()}/blobs" in info.stdout
+
+
+def test_killed_ingest_rerun_leaves_every_value_once_and_nothing_half_written(
+    env: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    clips = [_copy(n, tmp_path / n) for n in ("testvideo.mp4", "issue-134-rotate.mp4", "bigbuckbunny.mp4")]
+    proc = subprocess.Popen(
+        [MEDIAMESH, "ingest", *map(str, clips)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        with store.engine.connect() as conn:
+            if conn.execute(sa.text("SELECT count(*) FROM feature_values")).scalar_one() >= 1:
+                break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with store.engine.connect() as conn:
+        stored_before = conn.execute(sa.text("SELECT count(*) FROM feature_values")).scalar_one()
+    assert 1 <= stored_before < 6, "the kill should land midway"
+
+    rerun = mediamesh(env, "ingest", *map(str, clips), "--json")
+    entries = _json(rerun)
+    assert rerun.returncode == 0
+    assert sum(e["computed"] for e in entries) == 6 - stored_before
+    with store.engine.connect() as conn:
+        counts = conn.execute(sa.text("SELECT asset_id, feature, count(*) FROM feature_values GROUP BY 1, 2")).all()
+    assert len(counts) == 6
+    assert all(n == 1 for _, _, n in counts)
+    for asset in {a for a, _, _ in counts}:
+        for record in store.values_for(asset):
+            data = store.blobs.get_bytes(record.blob_key)
+            assert len(data) == record.bytes
+            assert hashlib.sha256(data).hexdigest() == record.checksum
+    assert store.live_claims() == []
+    orphans = store.gc()
+    assert all(store.blobs.exists(r.blob_key) for a, _, _ in counts for r in store.values_for(a))
+    assert len(orphans) <= 1  # at most the blob of the value whose row the kill prevented
+
+
+def test_two_ingests_of_the_same_file_at_once_compute_each_value_once(
+    env: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    clip = _copy("bigbuckbunny.mp4", tmp_path / "bbb.mp4")
+    procs = [
+        subprocess.Popen(
+            [MEDIAMESH, "ingest", str(clip), "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    entries = [json.loads(out)[0] for out, _ in outputs]
+    assert sum(e["computed"] for e in entries) == 2
+    assert sum(e["reused"] for e in entries) == 2
+    assert len(store.values_for(entries[0]["asset"])) == 2
+
+
+def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> None:
+    env = {**os.environ, "MEDIAMESH_HOME": str(tmp_path / "home"), "PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
+    env.pop("MEDIAMESH_DATABASE_URL", None)
+    result = mediamesh(env, "demo")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "testvideo.mp4" in result.stdout
+    assert "computed 2, reused 0, failed 0" in result.stdout
+    assert "cuts at 1.00s, 6.00s" in result.stdout
+    assert (tmp_path / "home" / "pgdata").is_dir()
+    again = mediamesh(env, "demo")
+    assert again.returncode == 0
+    assert again.stdout.count("computed 0, reused 2, failed 0") == 2
