@@ -29,7 +29,7 @@ def print_report(console: Console, figures: list[Figure], errors: dict[str, str]
     table.add_column("ratio", justify="right")
     table.add_column("target", justify="right")
     table.add_column("result", justify="center")
-    table.add_column("peak alloc (target / baseline)", justify="right")
+    table.add_column("peak RSS Δ (target / baseline)", justify="right")
     for figure in figures:
         samples = figure.samples
         if samples is None:
@@ -94,9 +94,16 @@ def _duration(seconds: float) -> str:
 
 
 def _memory(target: Memory | None, baseline: Memory | None) -> str:
+    """Peak RSS growth of each side; the tracemalloc peak (marked ``py``) where RSS cannot be read."""
     if target is None or baseline is None:
         return "-"
-    return f"{_mib(target.traced_peak)} / {_mib(baseline.traced_peak)}"
+    return f"{_peak(target)} / {_peak(baseline)}"
+
+
+def _peak(memory: Memory) -> str:
+    if memory.rss_peak_delta is None:
+        return f"{_mib(memory.traced_peak)} py"
+    return _mib(memory.rss_peak_delta)
 
 
 def _mib(size: int) -> str:
