@@ -93,9 +93,9 @@ class Figure:
     def target_text(self) -> str:
         parts = []
         if self.max_ratio is not None:
-            parts.append(f"<= {self.max_ratio:g}x")
+            parts.append(f"≤{self.max_ratio:g}x")
         if self.max_seconds is not None:
-            parts.append(f"< {self.max_seconds:g} s")
+            parts.append(f"<{self.max_seconds:g} s")
         return ", ".join(parts) or "-"
 
     def to_json(self) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
     )
     raw_memory = measure_memory(raw)
     size = f"{SHAPE[0]}x{SHAPE[1]} float32, {record.bytes / MiB:.1f} MiB"
-    where = store.blobs.describe() if backend == "s3" else "local blobs"
+    where = "S3 (SeaweedFS)" if backend == "s3" else "local blobs"
     return [
         Figure(
             name=f"read-{backend}",

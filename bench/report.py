@@ -10,7 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.harness import Figure, Memory
@@ -21,15 +23,19 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
 def print_report(console: Console, figures: list[Figure], errors: dict[str, str], *, elapsed_s: float) -> None:
-    table = Table(title="mediamesh benchmarks (medians; ratio = target / baseline, run side by side)")
-    table.add_column("figure", style="bold")
-    table.add_column("runs", justify="right")
-    table.add_column("median", justify="right")
-    table.add_column("baseline median", justify="right")
-    table.add_column("ratio", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("result", justify="center")
-    table.add_column("peak RSS Δ (target / baseline)", justify="right")
+    table = Table(
+        title="mediamesh benchmarks: medians; ratio = target / baseline, side by side",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("figure", style="bold", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column("median", justify="right", no_wrap=True)
+    table.add_column("baseline", justify="right", no_wrap=True)
+    table.add_column("ratio", justify="right", no_wrap=True)
+    table.add_column("target", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("RSS Δ MiB", justify="right", no_wrap=True)
     for figure in figures:
         samples = figure.samples
         if samples is None:
@@ -46,9 +52,15 @@ def print_report(console: Console, figures: list[Figure], errors: dict[str, str]
         )
     console.print(table)
     for figure in figures:
-        console.print(f"  [bold]{figure.name}[/]: {figure.description}")
-        console.print(f"      target:   {figure.target_label}\n      baseline: {figure.baseline_label}")
-    missed = [f for f in figures if f.passed is False]
+        console.print(f"[bold]{figure.name}[/]: {escape(figure.description)}", highlight=False)
+        console.print(f"  target:   {escape(figure.target_label)}", highlight=False)
+        console.print(f"  baseline: {escape(figure.baseline_label)}", highlight=False)
+    console.print(
+        "RSS Δ: growth of the peak resident set during one run, target / baseline "
+        "(py: Python heap by tracemalloc, where the RSS peak cannot be read)",
+        style="dim",
+    )
+    missed = [f for f in figures if f.passed is False and f.samples is not None]
     if missed:
         console.print(f"[red]Targets missed ({len(missed)}):[/]")
         for figure in missed:
@@ -57,10 +69,10 @@ def print_report(console: Console, figures: list[Figure], errors: dict[str, str]
                     f"  [red]{figure.name}[/]: {figure.samples.ratio:.2f}x, "
                     f"{_duration(figure.samples.target_median)} (target {figure.target_text})"
                 )
-    else:
+    elif figures:
         console.print("[green]Every target met.[/]")
     for name, message in errors.items():
-        console.print(f"[red]{name} could not be measured:[/] {message}")
+        console.print(f"[red]{name} could not be measured:[/] {escape(message)}")
     console.print(f"Took {elapsed_s:.0f} s. Results: {_relative(RESULTS)}")
 
 
@@ -97,17 +109,13 @@ def _memory(target: Memory | None, baseline: Memory | None) -> str:
     """Peak RSS growth of each side; the tracemalloc peak (marked ``py``) where RSS cannot be read."""
     if target is None or baseline is None:
         return "-"
-    return f"{_peak(target)} / {_peak(baseline)}"
-
-
-def _peak(memory: Memory) -> str:
-    if memory.rss_peak_delta is None:
-        return f"{_mib(memory.traced_peak)} py"
-    return _mib(memory.rss_peak_delta)
+    if target.rss_peak_delta is None or baseline.rss_peak_delta is None:
+        return f"{_mib(target.traced_peak)} / {_mib(baseline.traced_peak)} py"
+    return f"{_mib(target.rss_peak_delta)} / {_mib(baseline.rss_peak_delta)}"
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB"
+    return f"{size / (1 << 20):.1f}"
 
 
 def _relative(path: Path) -> str:

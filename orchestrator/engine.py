@@ -9,13 +9,6 @@ an attempt, apart from values; Prefect retries it only when the error says ``ret
 from __future__ import annotations
 
 import os
-
-# The console belongs to mediamesh's own progress and error lines; Prefect's run logs still reach its API
-# and UI. Set before Prefect configures logging on import.
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
-
 import shutil
 import socket
 import uuid
@@ -34,6 +27,12 @@ from store import NewValue, Store
 __all__ = ["AssetReport", "Progress", "RunReport", "execute", "worker_id"]
 
 COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
+
+# The console belongs to mediamesh's progress and error lines; Prefect's run logs still reach its API and
+# UI. Prefect is imported lazily (in _Runner.run), after these defaults, and reads them when it sets up
+# logging.
+for _handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+    os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{_handler}_LEVEL", "CRITICAL")
 
 
 class Progress(Protocol):

@@ -67,12 +67,11 @@ class Plan:
 
 def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Iterable[str] | None = None) -> Plan:
     """Plan the ``targets`` (default: every feature) for ``assets``; one query finds what is stored."""
-    target_names = tuple(registry.closure(targets)) if targets is not None else registry.order
-    wanted = set(targets) if targets is not None else set(target_names)
-    order = registry.closure(target_names)
+    order = registry.closure(targets) if targets is not None else registry.order
+    wanted = set(targets) if targets is not None else set(order)
     models = {name: registry[name].model_fingerprint() for name in order}
     values: list[PlannedValue] = []
-    for asset in assets:
+    for asset in dict.fromkeys(assets):
         keys: dict[str, str] = {SOURCE: asset}
         for name in order:
             spec = registry[name]

@@ -71,9 +71,7 @@ def array_from_npy(data: bytes) -> np.ndarray[Any, Any]:
     """A read-only array over the ``.npy`` bytes, without copying them (values are immutable)."""
     buf = io.BytesIO(data)
     version = np.lib.format.read_magic(buf)
-    read_header = (
-        np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    )
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read_header(buf)
     array = np.frombuffer(data, dtype=dtype, offset=buf.tell())
     return array.reshape(shape, order="F" if fortran else "C")

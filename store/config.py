@@ -17,9 +17,7 @@ class StoreSettings(BaseSettings):
 
     home: Path = Field(default=Path(".mediamesh"), description="Embedded Postgres, local blobs and caches.")
     database_url: str | None = Field(default=None, description="An external Postgres; unset = embedded.")
-    object_store: str | None = Field(
-        default=None, description="file:///path or s3://bucket/prefix; unset = local."
-    )
+    object_store: str | None = Field(default=None, description="file:///path or s3://bucket/prefix; unset = local.")
     s3_endpoint: str | None = None
     s3_access_key: str | None = None
     s3_secret_key: str | None = None

@@ -165,9 +165,7 @@ class Store:
         with self.engine.begin() as conn:
             known = conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id == asset_id)).first()
             if known is not None:
-                conn.execute(
-                    pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing()
-                )
+                conn.execute(pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing())
         if known is not None:
             return self.asset(asset_id), False
         with self._gc_guard():
@@ -179,9 +177,7 @@ class Store:
                     .on_conflict_do_nothing()
                     .returning(schema.assets.c.id)
                 ).first()
-                conn.execute(
-                    pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing()
-                )
+                conn.execute(pg_insert(schema.aliases).values(asset_id=asset_id, name=name).on_conflict_do_nothing())
         return self.asset(asset_id), inserted is not None
 
     def asset(self, asset_id: str) -> AssetRecord:
@@ -198,11 +194,7 @@ class Store:
 
     def assets(self) -> list[AssetRecord]:
         with self.engine.connect() as conn:
-            ids = (
-                conn.execute(sa.select(schema.assets.c.id).order_by(schema.assets.c.created_at))
-                .scalars()
-                .all()
-            )
+            ids = conn.execute(sa.select(schema.assets.c.id).order_by(schema.assets.c.created_at)).scalars().all()
         return [self.asset(i) for i in ids]
 
     def resolve_asset(self, ref: str) -> str:
@@ -217,22 +209,16 @@ class Store:
             ref_lower = ref.lower()
             if len(ref_lower) >= 4 and all(c in "0123456789abcdef" for c in ref_lower):
                 matches = (
-                    conn.execute(
-                        sa.select(schema.assets.c.id).where(schema.assets.c.id.startswith(ref_lower)).limit(3)
-                    )
+                    conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id.startswith(ref_lower)).limit(3))
                     .scalars()
                     .all()
                 )
                 if len(matches) == 1:
                     return str(matches[0])
                 if len(matches) > 1:
-                    raise AmbiguousAssetError(
-                        f"asset prefix {ref!r} matches several assets; give more characters"
-                    )
+                    raise AmbiguousAssetError(f"asset prefix {ref!r} matches several assets; give more characters")
             by_name = (
-                conn.execute(
-                    sa.select(schema.aliases.c.asset_id).where(schema.aliases.c.name == ref).distinct()
-                )
+                conn.execute(sa.select(schema.aliases.c.asset_id).where(schema.aliases.c.name == ref).distinct())
                 .scalars()
                 .all()
             )
@@ -240,23 +226,16 @@ class Store:
             return str(by_name[0])
         if len(by_name) > 1:
             raise AmbiguousAssetError(f"{ref!r} names several assets (the file changed between ingests)")
-        raise AssetNotFoundError(
-            f"no asset matches {ref!r} (give an asset id, a unique prefix or an ingested file)"
-        )
+        raise AssetNotFoundError(f"no asset matches {ref!r} (give an asset id, a unique prefix or an ingested file)")
 
     def _asset_exists(self, asset_id: str) -> bool:
         with self.engine.connect() as conn:
-            return (
-                conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id == asset_id)).first()
-                is not None
-            )
+            return conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id == asset_id)).first() is not None
 
     def source(self, asset_id: str, name: str | None = None) -> SourceMedia:
         """The asset's bytes as a local file (downloaded and cached when the blobs are remote)."""
         asset = self.asset(asset_id)
-        return SourceMedia(
-            asset=asset_id, path=self.blobs.local_path(asset.blob_key), name=name or _first(asset.names)
-        )
+        return SourceMedia(asset=asset_id, path=self.blobs.local_path(asset.blob_key), name=name or _first(asset.names))
 
     # ---- values
 
@@ -323,9 +302,7 @@ class Store:
             row = conn.execute(sa.select(schema.values).where(schema.values.c.key == key)).first()
         return ValueRecord(**row._mapping) if row is not None else None
 
-    def values_for(
-        self, asset_id: str, feature: str | None = None, version: str | None = None
-    ) -> list[ValueRecord]:
+    def values_for(self, asset_id: str, feature: str | None = None, version: str | None = None) -> list[ValueRecord]:
         """The asset's values, newest first, optionally of one feature (and version)."""
         query = sa.select(schema.values).where(schema.values.c.asset_id == asset_id)
         if feature is not None:
@@ -351,9 +328,7 @@ class Store:
         if record.payload_kind == "file":
             path = self.blobs.local_path(record.blob_key)
             return codecs.decode("file", output_type, record.meta, path=path)
-        return codecs.decode(
-            record.payload_kind, output_type, record.meta, data=self.blobs.get_bytes(record.blob_key)
-        )
+        return codecs.decode(record.payload_kind, output_type, record.meta, data=self.blobs.get_bytes(record.blob_key))
 
     # ---- attempts, claims, runs
 

@@ -64,9 +64,7 @@ feature_versions = Table(
 values = Table(
     "feature_values",
     metadata,
-    Column(
-        "key", String(64), primary_key=True, comment="hash of feature, version, params, model, input keys"
-    ),
+    Column("key", String(64), primary_key=True, comment="hash of feature, version, params, model, input keys"),
     Column("asset_id", String(64), ForeignKey("assets.id"), nullable=False),
     Column("feature", Text, nullable=False),
     Column("version", Text, nullable=False),

@@ -35,9 +35,7 @@ def upgrade() -> None:
         "feature_versions",
         sa.Column("name", sa.Text, primary_key=True),
         sa.Column("version", sa.Text, primary_key=True),
-        sa.Column(
-            "fingerprint", sa.String(64), primary_key=True, comment="code fingerprint seen with this version"
-        ),
+        sa.Column("fingerprint", sa.String(64), primary_key=True, comment="code fingerprint seen with this version"),
         sa.Column("resources", sa.Text, nullable=False),
         sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     )
@@ -75,9 +73,7 @@ def upgrade() -> None:
         sa.Column("value_key", sa.String(64), sa.ForeignKey("feature_values.key"), primary_key=True),
         sa.Column("position", sa.Integer, primary_key=True),
         sa.Column("input_name", sa.Text, nullable=False),
-        sa.Column(
-            "input_key", sa.String(64), nullable=False, comment="a value key, or the asset id for 'source'"
-        ),
+        sa.Column("input_key", sa.String(64), nullable=False, comment="a value key, or the asset id for 'source'"),
     )
     op.create_table(
         "attempts",
