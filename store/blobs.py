@@ -140,8 +140,12 @@ class BlobStore(ABC):
         return {key for key in keys if self.exists(key)}
 
     @abstractmethod
-    def get_bytes(self, key: str) -> bytes:
-        """The blob's bytes; ``BlobNotFoundError`` when there is none."""
+    def get_bytes(self, key: str, *, verify: bool = False) -> bytes:
+        """The blob's bytes; ``BlobNotFoundError`` when there is none.
+
+        Writes are verified and keys are content hashes, so reads trust the backend by default (the
+        gateway checks the size against the value's row); ``verify=True`` re-hashes what was read.
+        """
 
     @abstractmethod
     def local_path(self, key: str) -> Path:
@@ -200,13 +204,17 @@ class LocalBlobStore(BlobStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, verify: bool = False) -> bytes:
+        data = self.raw_get(key)
+        if verify:
+            _check_read(key, data, self.describe())
+        return data
+
+    def raw_get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise BlobNotFoundError(key, self.describe()) from None
-
-    raw_get = get_bytes
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)
@@ -327,11 +335,10 @@ class S3BlobStore(BlobStore):
     def exists(self, key: str) -> bool:
         return self._stored_size(key) is not None
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, verify: bool = False) -> bytes:
         data = self.raw_get(key)
-        sha256 = hashlib.sha256(data).hexdigest()
-        if sha256 != _sha256_of_key(key):
-            raise BlobIntegrityError(f"{key!r} read from {self.describe()} hashes to {sha256}", retryable=True)
+        if verify:
+            _check_read(key, data, self.describe())
         return data
 
     def raw_get(self, key: str) -> bytes:
@@ -629,3 +636,9 @@ def _file_size(path: Path) -> int | None:
         return path.stat().st_size
     except FileNotFoundError:
         return None
+
+
+def _check_read(key: str, data: bytes, where: str) -> None:
+    sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 != _sha256_of_key(key):
+        raise BlobIntegrityError(f"{key!r} read from {where} hashes to {sha256}", retryable=True)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from features.errors import MediameshError
 from features.values import SourceMedia
 from store import codecs, schema
-from store.blobs import BlobStore
+from store.blobs import BlobIntegrityError, BlobStore
 
 __all__ = [
     "AmbiguousAssetError",
@@ -328,7 +328,14 @@ class Store:
         if record.payload_kind == "file":
             path = self.blobs.local_path(record.blob_key)
             return codecs.decode("file", output_type, record.meta, path=path)
-        return codecs.decode(record.payload_kind, output_type, record.meta, data=self.blobs.get_bytes(record.blob_key))
+        data = self.blobs.get_bytes(record.blob_key)
+        if len(data) != record.bytes:
+            raise BlobIntegrityError(
+                f"value {record.key[:12]} ({record.ref}): blob {record.blob_key} has {len(data)} bytes, "
+                f"its row says {record.bytes}",
+                retryable=True,
+            )
+        return codecs.decode(record.payload_kind, output_type, record.meta, data=data)
 
     # ---- attempts, claims, runs
 

@@ -212,20 +212,34 @@ def test_precomputed_digest_must_be_hex(blob_store: BlobStore, tmp_path: Path) -
         blob_store.put_file(source, sha256="ABC")
 
 
-def test_blob_damaged_behind_the_stores_back_is_rewritten(blob_store: BlobStore) -> None:
-    data = b"payload that gets truncated" * 10
-    key = blob_store.put_bytes(data).key
+def _damage(blob_store: BlobStore, key: str, data: bytes) -> None:
+    """Overwrite a stored blob behind the store's back."""
     if isinstance(blob_store, LocalBlobStore):
         path = blob_store.root / key
         path.chmod(0o644)
-        path.write_bytes(data[:5])
+        path.write_bytes(data)
     else:
         assert isinstance(blob_store, S3BlobStore)
-        blob_store._client.put_object(BUCKET, f"{blob_store.prefix}/{key}", io.BytesIO(data[:5]), 5)
+        blob_store._client.put_object(BUCKET, f"{blob_store.prefix}/{key}", io.BytesIO(data), len(data))
+
+
+def test_blob_damaged_behind_the_stores_back_is_rewritten(blob_store: BlobStore) -> None:
+    data = b"payload that gets truncated" * 10
+    key = blob_store.put_bytes(data).key
+    _damage(blob_store, key, data[:5])
 
     blob_store.put_bytes(data)
 
     assert blob_store.get_bytes(key) == data
+
+
+def test_verified_read_catches_a_blob_changed_behind_the_stores_back(blob_store: BlobStore) -> None:
+    key = blob_store.put_bytes(b"the bytes that were stored").key
+    _damage(blob_store, key, b"other bytes, same length...")
+
+    assert blob_store.get_bytes(key) == b"other bytes, same length..."  # plain reads trust the backend
+    with pytest.raises(BlobIntegrityError, match=r"hashes to [0-9a-f]{64}"):
+        blob_store.get_bytes(key, verify=True)
 
 
 def test_delete_and_iter_keys(blob_store: BlobStore) -> None:

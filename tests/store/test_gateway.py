@@ -181,7 +181,10 @@ def test_a_dead_claimant_releases_its_claim_at_once(store: Store, clip: Path) ->
         "INSERT INTO claims (value_key, asset_id, feature, version, worker) VALUES (%s, %s, 'f', '1', 'dead')",
         (_key(6), asset.id),
     )
-    dead.close()  # the worker dies: its session ends, so does its lock
+    dead.close()  # the worker dies: its session ends, and the server drops its lock as the backend exits
+    deadline = time.monotonic() + 5
+    while store.live_claims(asset.id) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert store.live_claims(asset.id) == []
     with store.claim(_key(6), asset_id=asset.id, feature="f", version="1", worker="taker"):
         assert [c["worker"] for c in store.live_claims(asset.id)] == ["taker"]
