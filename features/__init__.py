@@ -16,12 +16,31 @@ from features.errors import (
     UnknownInputError,
 )
 from features.registry import Registry
-from features.spec import SOURCE, FeatureSpec, Input, code_fingerprint, feature, spec_of
-from features.values import EncodedMedia, FileValue, JsonValue, Shot, ShotTable, SourceMedia
+from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, FeatureSpec, Input, code_fingerprint, feature, spec_of
+from features.values import (
+    ArrayValue,
+    Cue,
+    DedupMap,
+    EncodedMedia,
+    FileValue,
+    JsonValue,
+    Shot,
+    ShotEmbeddings,
+    ShotTable,
+    SourceMedia,
+    Subtitles,
+    SubtitleTrack,
+    TimedText,
+)
 
 __all__ = [
+    "ROOT_INPUTS",
     "SOURCE",
+    "SUBTITLES",
+    "ArrayValue",
+    "Cue",
     "CycleError",
+    "DedupMap",
     "DefinitionError",
     "DuplicateFeatureError",
     "EncodedMedia",
@@ -36,8 +55,12 @@ __all__ = [
     "MediameshError",
     "Registry",
     "Shot",
+    "ShotEmbeddings",
     "ShotTable",
     "SourceMedia",
+    "SubtitleTrack",
+    "Subtitles",
+    "TimedText",
     "TransientError",
     "UnknownInputError",
     "code_fingerprint",

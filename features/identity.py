@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["value_key"]
+__all__ = ["attachment_set_key", "value_key"]
 
 
 def value_key(
@@ -30,4 +30,13 @@ def value_key(
         "inputs": list(input_keys),
     }
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def attachment_set_key(kind: str, files: Sequence[tuple[str | None, str]]) -> str:
+    """The key of a root input made of attached files: their (language, SHA-256) pairs, order ignored.
+
+    The same files give the same key whatever their names; no files is a key of its own.
+    """
+    canonical = json.dumps({"kind": kind, "files": sorted((lang or "", sha) for lang, sha in files)})
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -16,8 +16,7 @@ from features.errors import (
     UnknownInputError,
     did_you_mean,
 )
-from features.spec import SOURCE, FeatureSpec, spec_of
-from features.values import SourceMedia
+from features.spec import ROOT_INPUTS, FeatureSpec, spec_of
 
 __all__ = ["Registry"]
 
@@ -35,8 +34,8 @@ class Registry(Mapping[str, FeatureSpec]):
             spec = item if isinstance(item, FeatureSpec) else spec_of(item)
             if spec is None:
                 raise DefinitionError(f"{item!r} is not a feature; decorate it with @feature")
-            if spec.name == SOURCE:
-                raise DefinitionError(f"feature name {SOURCE!r} is reserved for the ingested media itself")
+            if spec.name in ROOT_INPUTS:
+                raise DefinitionError(f"feature name {spec.name!r} is reserved for an input that comes with the asset")
             if spec.name in by_name:
                 other = by_name[spec.name]
                 raise DuplicateFeatureError(
@@ -93,7 +92,7 @@ class Registry(Mapping[str, FeatureSpec]):
             if name in needed:
                 continue
             needed.add(name)
-            stack.extend(i for i in self._specs[name].input_names if i != SOURCE)
+            stack.extend(i for i in self._specs[name].input_names if i not in ROOT_INPUTS)
         return tuple(n for n in self.order if n in needed)
 
     def dependents(self, name: str) -> tuple[str, ...]:
@@ -108,14 +107,14 @@ class Registry(Mapping[str, FeatureSpec]):
     def _check_inputs(self) -> None:
         for spec in self._specs.values():
             for inp in spec.inputs:
-                if inp.name == SOURCE:
-                    producer_type: Any = SourceMedia
+                if inp.name in ROOT_INPUTS:
+                    producer_type: Any = ROOT_INPUTS[inp.name]
                 elif inp.name in self._specs:
                     producer_type = self._specs[inp.name].output
                 else:
                     raise UnknownInputError(
                         f"feature {spec.ref} ({_where(spec)}) reads input {inp.name!r}, which no feature "
-                        f"produces.{did_you_mean(inp.name, [*self._specs, SOURCE])}"
+                        f"produces.{did_you_mean(inp.name, [*self._specs, *ROOT_INPUTS])}"
                     )
                 if not _accepts(inp.annotation, producer_type):
                     raise InputTypeError(
@@ -135,7 +134,7 @@ class Registry(Mapping[str, FeatureSpec]):
                 raise CycleError(f"features depend on each other in a cycle: {' -> '.join(loop)}")
             state[name] = 1
             for dep in self._specs[name].input_names:
-                if dep != SOURCE:
+                if dep not in ROOT_INPUTS:
                     visit(dep, [*path, name])
             state[name] = 2
             order.append(name)

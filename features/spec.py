@@ -15,14 +15,30 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from features.errors import DefinitionError
+from features.values import SourceMedia, Subtitles
 
-__all__ = ["SOURCE", "FeatureSpec", "Input", "Resources", "code_fingerprint", "feature", "spec_of"]
+__all__ = [
+    "ROOT_INPUTS",
+    "SOURCE",
+    "SUBTITLES",
+    "FeatureSpec",
+    "Input",
+    "Resources",
+    "code_fingerprint",
+    "feature",
+    "spec_of",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Resources = Literal["cpu", "gpu"]
 
 #: The reserved input name of the ingested media itself, the root of every feature graph.
 SOURCE = "source"
+#: The reserved input name of the subtitle files attached to an asset at ingest (often none).
+SUBTITLES = "subtitles"
+
+#: Inputs that no feature produces: they come with the asset at ingest. Name -> type.
+ROOT_INPUTS: Mapping[str, type] = types.MappingProxyType({SOURCE: SourceMedia, SUBTITLES: Subtitles})
 
 _SPEC_ATTR = "__mediamesh_feature__"
 

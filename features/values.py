@@ -4,7 +4,7 @@ A value is stored in one of three payload kinds, chosen by its type:
 
 - ``file``: a media file on local disk plus a small metadata dict (:class:`FileValue`);
 - ``json``: a small table or document (:class:`JsonValue`);
-- ``array``: a NumPy array, stored as ``.npy``.
+- ``array``: a NumPy array, stored as ``.npy`` (an :class:`ArrayValue` adds a metadata dict).
 """
 
 from __future__ import annotations
@@ -13,7 +13,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-__all__ = ["EncodedMedia", "FileValue", "JsonValue", "Shot", "ShotTable", "SourceMedia"]
+import numpy as np
+
+__all__ = [
+    "ArrayValue",
+    "Cue",
+    "DedupMap",
+    "EncodedMedia",
+    "FileValue",
+    "JsonValue",
+    "Shot",
+    "ShotEmbeddings",
+    "ShotTable",
+    "SourceMedia",
+    "SubtitleTrack",
+    "Subtitles",
+    "TimedText",
+]
 
 
 class FileValue:
@@ -41,6 +57,18 @@ class JsonValue:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+class ArrayValue:
+    """A value whose payload is one NumPy array, plus a small metadata dict kept beside it."""
+
+    payload_kind: ClassVar[str] = "array"
+    data: np.ndarray[Any, Any]
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_array(cls, data: np.ndarray[Any, Any], meta: dict[str, Any]) -> Self:
         raise NotImplementedError
 
 
@@ -120,3 +148,91 @@ class ShotTable(JsonValue):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         return cls(fps=float(data["fps"]), shots=tuple(Shot(**shot) for shot in data["shots"]))
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """One subtitle file attached to an asset (a sidecar or ``--subtitles FILE``), as a local file."""
+
+    path: Path
+    name: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Subtitles:
+    """The root input ``subtitles``: every subtitle file attached to the asset (often none)."""
+
+    tracks: tuple[SubtitleTrack, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A subtitle or caption cue: ``text`` shown over ``[start, end)`` seconds."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class TimedText(JsonValue):
+    """The title's timed text and, per shot, the indices of the cues overlapping it."""
+
+    cues: tuple[Cue, ...]
+    per_shot: tuple[tuple[int, ...], ...]
+    origin: str  # "sidecar:<name>", "stream:<index>" or "none"
+    language: str | None = None
+
+    def shot_text(self, shot: int) -> str:
+        """The text of the cues overlapping ``shot``, in order, joined by spaces ('' when none)."""
+        return " ".join(self.cues[i].text for i in self.per_shot[shot])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cues": [asdict(c) for c in self.cues],
+            "per_shot": [list(p) for p in self.per_shot],
+            "origin": self.origin,
+            "language": self.language,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            cues=tuple(Cue(**c) for c in data["cues"]),
+            per_shot=tuple(tuple(p) for p in data["per_shot"]),
+            origin=data["origin"],
+            language=data.get("language"),
+        )
+
+
+@dataclass(frozen=True)
+class DedupMap(JsonValue):
+    """For each shot, the index of the earlier shot it repeats, or its own index when it is unique."""
+
+    representative: tuple[int, ...]
+    method: str
+
+    @property
+    def unique(self) -> tuple[int, ...]:
+        """Indices of the shots whose embeddings are computed; duplicates share their representative's."""
+        return tuple(i for i, r in enumerate(self.representative) if r == i)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"representative": list(self.representative), "method": self.method}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(representative=tuple(data["representative"]), method=data["method"])
+
+
+@dataclass(frozen=True, eq=False)
+class ShotEmbeddings(ArrayValue):
+    """One float32 vector per shot, shape (shots, D), in shot order; ``meta`` says how it was made."""
+
+    data: np.ndarray[Any, Any]
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_array(cls, data: np.ndarray[Any, Any], meta: dict[str, Any]) -> Self:
+        return cls(data=data, meta=meta)

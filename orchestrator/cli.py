@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from features.errors import MediameshError
-from features.values import FileValue, JsonValue, ShotTable
+from features.values import ArrayValue, FileValue, JsonValue, ShotTable
 from orchestrator.mesh import IngestResult, Mesh
 from orchestrator.planner import PlannedValue
 from orchestrator.prefect_server import server_state, stop_prefect_server
@@ -83,7 +83,7 @@ def _progress() -> Progress:
     )
 
 
-def _ingest(mesh: Mesh, paths: list[str]) -> list[IngestResult]:
+def _ingest(mesh: Mesh, paths: list[str], subtitles: list[Path] | None = None) -> list[IngestResult]:
     with _progress() as progress:
         hashing = progress.add_task("hashing and registering", total=len(paths))
         engine_progress = _RichProgress(progress)
@@ -94,17 +94,32 @@ def _ingest(mesh: Mesh, paths: list[str]) -> list[IngestResult]:
         def server_starting() -> None:
             progress.console.print("starting the local Prefect server (first time only; it is reused later)")
 
-        return mesh.ingest(paths, progress=engine_progress, on_hashed=hashed, on_server_start=server_starting)
+        return mesh.ingest(
+            paths,
+            progress=engine_progress,
+            on_hashed=hashed,
+            on_server_start=server_starting,
+            subtitles=subtitles or (),
+        )
 
 
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Video files to register and compute.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list, an object per input.")] = False,
+    subtitles: Annotated[
+        list[Path] | None,
+        typer.Option("--subtitles", help="A subtitle file (.srt/.vtt) for the one PATH; sidecars are found anyway."),
+    ] = None,
 ) -> None:
-    """Register each file and compute every feature it lacks. Exit 0 only if every input succeeded."""
+    """Register each file and compute every feature it lacks. Exit 0 only if every input succeeded.
+
+    Subtitle sidecars beside a video (same stem, .srt or .vtt, e.g. movie.en.srt) are attached to it.
+    """
+    if subtitles and len(paths) != 1:
+        raise typer.BadParameter("--subtitles goes with exactly one PATH", param_hint="--subtitles")
     with Mesh.open() as mesh:
-        results = _ingest(mesh, paths)
+        results = _ingest(mesh, paths, subtitles)
     if as_json:
         out.print_json(json.dumps([r.to_json() for r in results]))
     else:
@@ -149,7 +164,7 @@ def read(
     as_json: Annotated[bool, typer.Option("--json", help="Print the value as JSON.")] = False,
     to: Annotated[Path | None, typer.Option("--out", help="Write the value to a file (.npy for arrays).")] = None,
 ) -> None:
-    """Read a stored value: tables as JSON, arrays to .npy, media files to a file."""
+    """Read a stored value: tables as JSON, arrays (embeddings) to .npy, media files to a file."""
     with Mesh.open() as mesh:
         record, value = mesh.read(asset, feature, version)
         if to is not None:
@@ -164,6 +179,8 @@ def read(
 def _write_value(value: Any, to: Path) -> None:
     if isinstance(value, FileValue):
         shutil.copyfile(value.path, to)
+    elif isinstance(value, ArrayValue):
+        np.save(to, value.data, allow_pickle=False)
     elif isinstance(value, np.ndarray):
         np.save(to, value, allow_pickle=False)
     elif isinstance(value, JsonValue):
@@ -179,6 +196,8 @@ def _jsonable(value: Any) -> Any:
         return value.to_json()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, ArrayValue):
+        return {"shape": list(value.data.shape), "meta": value.meta, "data": value.data.tolist()}
     if isinstance(value, FileValue):
         return {"path": str(value.path), **value.to_meta()}
     raise typer.BadParameter(f"a {type(value).__name__} has no JSON form; use --out")

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from features.errors import ExecutionError, MediameshError
+from features.errors import ExecutionError, MediameshError, TransientError
 from features.registry import Registry
-from features.spec import SOURCE
+from features.spec import SOURCE, SUBTITLES
 from features.values import FileValue
-from orchestrator.planner import Plan, PlannedValue
+from orchestrator.planner import Plan, PlannedValue, subtitles_keys
 from store import NewValue, Store
 
 __all__ = ["AssetReport", "Progress", "RunReport", "execute", "worker_id"]
@@ -244,6 +244,13 @@ class _Runner:
     def _load(self, value: PlannedValue, name: str, key: str) -> Any:
         if name == SOURCE:
             return self.store.source(key, name=self.names.get(key))
+        if name == SUBTITLES:
+            subtitles = self.store.subtitles(value.asset)
+            if subtitles_keys(self.store, [value.asset])[value.asset] != key:
+                raise TransientError(
+                    "the asset's subtitle files changed after planning", feature=value.ref, asset=value.asset
+                )
+            return subtitles
         record = self.store.value(key)
         if record is None:
             raise ExecutionError(f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset)

@@ -12,9 +12,11 @@ from typing import Any
 from features import default_registry
 from features.errors import DefinitionError, InputFileError, MediameshError
 from features.registry import Registry
+from features.spec import SUBTITLES
 from orchestrator.engine import Progress, RunReport, execute
 from orchestrator.planner import Plan, plan
 from orchestrator.prefect_server import prefect_api_url
+from orchestrator.sidecars import find_subtitle_sidecars, subtitle_language
 from store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
 from store.codecs import payload_kind_of
 
@@ -99,8 +101,14 @@ class Mesh:
         progress: Progress | None = None,
         on_hashed: Callable[[str], None] | None = None,
         on_server_start: Callable[[], None] | None = None,
+        subtitles: Sequence[str | Path] = (),
     ) -> list[IngestResult]:
-        """Register each file and compute every target value it lacks. A bad input never stops the others."""
+        """Register each file (with its subtitle sidecars) and compute every target value it lacks.
+
+        ``subtitles`` attaches subtitle files to a single input. A bad input never stops the others.
+        """
+        if subtitles and len(paths) != 1:
+            raise ValueError("subtitle files can be attached to one input at a time")
         results: list[IngestResult] = []
         names: dict[str, str] = {}
         for raw in paths:
@@ -113,6 +121,8 @@ class Mesh:
                 names.setdefault(asset.id, str(raw))
             except (MediameshError, OSError) as exc:
                 result.errors.append(f"{raw}: {_message(exc)}")
+            else:
+                self._attach_subtitles(result, path, [Path(s) for s in subtitles])
             if on_hashed is not None:
                 on_hashed(str(raw))
         assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
@@ -136,6 +146,17 @@ class Mesh:
             )
             result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
         return results
+
+    def _attach_subtitles(self, result: IngestResult, video: Path, explicit: list[Path]) -> None:
+        asset_id = result.asset
+        if asset_id is None:  # pragma: no cover - only called after registration
+            return
+        files = [*find_subtitle_sidecars(video), *((p, subtitle_language(p)) for p in explicit)]
+        for path, language in files:
+            try:
+                self.store.attach(asset_id, SUBTITLES, _readable_file(path), name=path.name, language=language)
+            except (MediameshError, OSError) as exc:
+                result.errors.append(f"{path}: {_message(exc)}")
 
     def run(
         self,

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.identity import value_key
+from features.identity import attachment_set_key, value_key
 from features.registry import Registry
-from features.spec import SOURCE, FeatureSpec
+from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, FeatureSpec
 from store import Store
 
 __all__ = ["Plan", "PlannedValue", "plan"]
@@ -38,7 +38,7 @@ class PlannedValue:
 
     @property
     def upstream_keys(self) -> tuple[str, ...]:
-        return tuple(k for n, k in self.inputs if n != SOURCE)
+        return tuple(k for n, k in self.inputs if n not in ROOT_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,14 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     order = registry.closure(targets) if targets is not None else registry.order
     wanted = set(targets) if targets is not None else set(order)
     models = {name: registry[name].model_fingerprint() for name in order}
+    roots = {i for name in order for i in registry[name].input_names if i in ROOT_INPUTS}
+    unique_assets = list(dict.fromkeys(assets))
+    subtitle_keys = subtitles_keys(store, unique_assets) if SUBTITLES in roots else {}
     values: list[PlannedValue] = []
-    for asset in dict.fromkeys(assets):
+    for asset in unique_assets:
         keys: dict[str, str] = {SOURCE: asset}
+        if SUBTITLES in roots:
+            keys[SUBTITLES] = subtitle_keys[asset]
         for name in order:
             spec = registry[name]
             inputs = tuple((i, keys[i]) for i in spec.input_names)
@@ -82,6 +87,12 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     stored = frozenset(store.stored_keys(v.key for v in values))
     missing = _needed(values, stored, wanted)
     return Plan(tuple(values), stored, missing, tuple(sorted(wanted)))
+
+
+def subtitles_keys(store: Store, assets: Sequence[str]) -> dict[str, str]:
+    """The key of each asset's current subtitle files (one query for all assets)."""
+    attached = store.attachments(assets, SUBTITLES)
+    return {a: attachment_set_key(SUBTITLES, [(f.language, f.sha256) for f in attached.get(a, [])]) for a in assets}
 
 
 def _needed(values: list[PlannedValue], stored: frozenset[str], wanted: set[str]) -> tuple[PlannedValue, ...]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from features.values import FileValue, JsonValue
+from features.values import ArrayValue, FileValue, JsonValue
 
 __all__ = ["Payload", "decode", "encode", "payload_kind_of"]
 
@@ -33,7 +33,7 @@ def payload_kind_of(output_type: Any) -> str:
             return "file"
         if issubclass(output_type, JsonValue):
             return "json"
-        if issubclass(output_type, np.ndarray):
+        if issubclass(output_type, ArrayValue | np.ndarray):
             return "array"
     raise TypeError(f"mediamesh cannot store values of type {output_type!r}")
 
@@ -44,6 +44,9 @@ def encode(value: Any) -> Payload:
     if isinstance(value, JsonValue):
         data = json.dumps(value.to_json(), sort_keys=True, separators=(",", ":")).encode()
         return Payload("json", data=data)
+    if isinstance(value, ArrayValue):
+        array = encode(value.data)
+        return Payload("array", meta=dict(value.meta), data=array.data, shape=array.shape, dtype=array.dtype)
     if isinstance(value, np.ndarray):
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
@@ -63,7 +66,10 @@ def decode(
     if kind == "json":
         return output_type.from_json(json.loads(data))
     if kind == "array":
-        return array_from_npy(data)
+        array = array_from_npy(data)
+        if isinstance(output_type, type) and issubclass(output_type, ArrayValue):
+            return output_type.from_array(array, meta)
+        return array
     raise ValueError(f"unknown payload kind {kind!r}")
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from features.errors import MediameshError
-from features.values import SourceMedia
+from features.values import SourceMedia, Subtitles, SubtitleTrack
 from store import codecs, schema
 from store.blobs import BlobIntegrityError, BlobStore
 
@@ -24,6 +25,7 @@ __all__ = [
     "AmbiguousAssetError",
     "AssetNotFoundError",
     "AssetRecord",
+    "AttachmentRecord",
     "AttemptRecord",
     "GarbageCollectionBusyError",
     "NewValue",
@@ -64,6 +66,19 @@ class AssetRecord:
     blob_key: str
     created_at: datetime
     names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AttachmentRecord:
+    """A file attached to an asset (a subtitle sidecar), stored by content."""
+
+    asset_id: str
+    kind: str
+    sha256: str
+    language: str | None
+    name: str
+    blob_key: str
+    attached_at: datetime
 
 
 @dataclass(frozen=True)
@@ -236,6 +251,71 @@ class Store:
         """The asset's bytes as a local file (downloaded and cached when the blobs are remote)."""
         asset = self.asset(asset_id)
         return SourceMedia(asset=asset_id, path=self.blobs.local_path(asset.blob_key), name=name or _first(asset.names))
+
+    # ---- attachments
+
+    def attach(self, asset_id: str, kind: str, path: Path, *, name: str, language: str | None) -> AttachmentRecord:
+        """Store ``path``'s bytes and make them the asset's current ``kind`` file for ``language``.
+
+        An asset has at most one current file per (kind, language); attaching another replaces it for
+        reading (the older row stays, as history). Attaching the same bytes again changes nothing.
+        """
+        sha256 = hash_file(path)
+        with self._gc_guard():
+            info = self.blobs.put_file(path, sha256=sha256)
+            row = {
+                "asset_id": asset_id,
+                "kind": kind,
+                "sha256": sha256,
+                "language": language or "",
+                "name": name,
+                "blob_key": info.key,
+            }
+            table = schema.attachments
+            with self.engine.begin() as conn:
+                current = self._current_attachments(conn, [asset_id], kind).get(asset_id, [])
+                if not any(a.sha256 == sha256 and (a.language or "") == (language or "") for a in current):
+                    conn.execute(
+                        pg_insert(table)
+                        .values(**row)
+                        .on_conflict_do_update(
+                            index_elements=[table.c.asset_id, table.c.kind, table.c.sha256],
+                            set_={"attached_at": sa.func.clock_timestamp(), "language": row["language"], "name": name},
+                        )
+                    )
+                records = self._current_attachments(conn, [asset_id], kind)[asset_id]
+        return next(r for r in records if r.sha256 == sha256)
+
+    def attachments(self, asset_ids: Sequence[str], kind: str) -> dict[str, list[AttachmentRecord]]:
+        """Each asset's current files of ``kind`` (one per language), in one query."""
+        with self.engine.connect() as conn:
+            return self._current_attachments(conn, asset_ids, kind)
+
+    @staticmethod
+    def _current_attachments(
+        conn: sa.Connection, asset_ids: Sequence[str], kind: str
+    ) -> dict[str, list[AttachmentRecord]]:
+        table = schema.attachments
+        latest = (
+            sa.select(table)
+            .where(table.c.asset_id == sa.func.any(sa.literal(list(asset_ids))), table.c.kind == kind)
+            .ext(distinct_on(table.c.asset_id, table.c.language))
+            .order_by(table.c.asset_id, table.c.language, table.c.attached_at.desc())
+        )
+        found: dict[str, list[AttachmentRecord]] = {}
+        for r in conn.execute(latest):
+            record = AttachmentRecord(
+                r.asset_id, r.kind, r.sha256, r.language or None, r.name, r.blob_key, r.attached_at
+            )
+            found.setdefault(r.asset_id, []).append(record)
+        for records in found.values():
+            records.sort(key=lambda a: (a.language or "", a.name))
+        return found
+
+    def subtitles(self, asset_id: str) -> Subtitles:
+        """The asset's current subtitle files as local files."""
+        records = self.attachments([asset_id], "subtitles").get(asset_id, [])
+        return Subtitles(tuple(SubtitleTrack(self.blobs.local_path(a.blob_key), a.name, a.language) for a in records))
 
     # ---- values
 

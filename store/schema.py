@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 __all__ = [
     "aliases",
     "assets",
+    "attachments",
     "attempts",
     "claims",
     "feature_versions",
@@ -136,4 +137,16 @@ runs = Table(
     Column("computed", Integer, nullable=False, server_default="0"),
     Column("reused", Integer, nullable=False, server_default="0"),
     Column("failed", Integer, nullable=False, server_default="0"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("asset_id", String(64), ForeignKey("assets.id"), primary_key=True),
+    Column("kind", Text, primary_key=True, comment="what the file is, e.g. 'subtitles'"),
+    Column("sha256", String(64), primary_key=True),
+    Column("language", Text, nullable=False, server_default="", comment="'' when unknown"),
+    Column("name", Text, nullable=False, comment="the file name it was attached under"),
+    Column("blob_key", Text, nullable=False),
+    Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

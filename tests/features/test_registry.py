@@ -87,7 +87,7 @@ def test_reserved_name_and_non_features_are_rejected() -> None:
     def sneaky(source: SourceMedia) -> int:
         return 1
 
-    with pytest.raises(DefinitionError, match="reserved"):
+    with pytest.raises(DefinitionError, match="reserved for an input that comes with the asset"):
         Registry([sneaky])
     with pytest.raises(DefinitionError, match="is not a feature"):
         Registry([chain_features.not_a_feature])

@@ -92,3 +92,29 @@ def test_a_registry_whose_outputs_cannot_be_stored_is_refused(local_store: Store
 
     with pytest.raises(DefinitionError, match=r"feature size@1 returns int, which mediamesh cannot store"):
         Mesh(local_store, Registry.from_modules(chain_features), home=tmp_path)
+
+
+def test_attaching_subtitles_changes_only_what_reads_them(local_store: Store, tmp_path: Path, prefect_api: str) -> None:
+    registry = Registry([cf.size, cf.doubled, cf.subtitle_files])
+    video = tmp_path / "film.mp4"
+    video.write_bytes(b"film bytes")
+    mesh = Mesh(local_store, registry, home=tmp_path)
+    [first] = mesh.ingest([video])
+    assert (first.computed, first.asset) == (3, first.asset)
+    assert first.asset is not None
+    assert mesh.read(first.asset, "subtitle_files")[1] == cf.Number(0)
+
+    (tmp_path / "film.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    [second] = mesh.ingest([video])
+    assert (second.computed, second.reused) == (1, 2)
+    assert mesh.read(first.asset, "subtitle_files")[1] == cf.Number(1)
+
+    extra = tmp_path / "elsewhere.de.srt"
+    extra.write_text("1\n00:00:00,000 --> 00:00:01,000\nHallo\n")
+    [third] = mesh.ingest([video], subtitles=[extra])
+    assert (third.computed, third.reused) == (1, 2)
+    assert mesh.read(first.asset, "subtitle_files")[1] == cf.Number(2)
+    [again] = mesh.ingest([video], subtitles=[extra])
+    assert (again.computed, again.reused) == (0, 3)
+    with pytest.raises(ValueError, match="one input at a time"):
+        mesh.ingest([video, video], subtitles=[extra])

@@ -216,3 +216,30 @@ def test_feature_fingerprints_are_recorded_once(store: Store) -> None:
     store.record_features([("shots", "1", "a" * 64, "cpu"), ("encode", "1", "b" * 64, "cpu")])
     store.record_features([("shots", "1", "a" * 64, "cpu"), ("shots", "1", "c" * 64, "cpu")])
     assert store.recorded_fingerprints() == {("shots", "1"): {"a" * 64, "c" * 64}, ("encode", "1"): {"b" * 64}}
+
+
+def test_attachments_keep_one_current_file_per_language(store: Store, clip: Path, tmp_path: Path) -> None:
+    asset, _ = store.register_asset(clip, name="clip")
+    english = tmp_path / "clip.en.srt"
+    english.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n")
+    german = tmp_path / "clip.de.srt"
+    german.write_text("1\n00:00:01,000 --> 00:00:02,000\nHallo\n")
+    store.attach(asset.id, "subtitles", english, name=english.name, language="en")
+    store.attach(asset.id, "subtitles", german, name=german.name, language="de")
+    current = store.attachments([asset.id], "subtitles")[asset.id]
+    assert [(a.language, a.name) for a in current] == [("de", "clip.de.srt"), ("en", "clip.en.srt")]
+
+    english.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello again\n")  # a corrected file replaces it
+    store.attach(asset.id, "subtitles", english, name=english.name, language="en")
+    again = store.attach(asset.id, "subtitles", english, name=english.name, language="en")  # no-op
+    current = store.attachments([asset.id], "subtitles")[asset.id]
+    assert [a.sha256 for a in current if a.language == "en"] == [again.sha256]
+    assert again.sha256 == hash_file(english)
+
+    tracks = store.subtitles(asset.id).tracks
+    assert [(t.language, t.path.read_text()) for t in tracks] == [
+        ("de", german.read_text()),
+        ("en", english.read_text()),
+    ]
+    assert store.attachments([asset.id, "0" * 64], "subtitles").get("0" * 64) is None
+    assert store.subtitles("0" * 64).tracks == ()

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Self
 
-from features import JsonValue, MediaError, SourceMedia, TransientError, feature
+from features import JsonValue, MediaError, SourceMedia, Subtitles, TransientError, feature
 
 CALLS: Counter[tuple[str, str]] = Counter()
 _lock = threading.Lock()
@@ -63,3 +63,9 @@ def buggy(source: SourceMedia) -> Number:
     """A bug in feature code: not one of ours, so it is wrapped and not retried."""
     _count("buggy", source.asset)
     raise ZeroDivisionError("division by zero")
+
+
+@feature(version="1")
+def subtitle_files(subtitles: Subtitles) -> Number:
+    """How many subtitle files are attached."""
+    return Number(len(subtitles.tracks))

@@ -1,0 +1,39 @@
+"""Files that come with a video at ingest: subtitle sidecars next to it, or named on the command line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["SUBTITLE_SUFFIXES", "find_subtitle_sidecars", "subtitle_language"]
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+# A BCP 47-ish language tag between the stem and the suffix: movie.en.srt, movie.pt-BR.vtt, movie.eng.srt.
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?$")
+
+
+def find_subtitle_sidecars(video: Path) -> list[tuple[Path, str | None]]:
+    """Subtitle files beside ``video`` with the same stem (``movie.srt``, ``movie.en.vtt``), with languages."""
+    found: list[tuple[Path, str | None]] = []
+    try:
+        candidates = sorted(video.parent.iterdir())
+    except OSError:
+        return found
+    for path in candidates:
+        if path.suffix.lower() not in SUBTITLE_SUFFIXES or not path.is_file():
+            continue
+        if path.stem == video.stem:
+            found.append((path, None))
+        elif path.stem.startswith(video.stem + "."):
+            tag = path.stem[len(video.stem) + 1 :]
+            if _LANGUAGE.match(tag):
+                found.append((path, tag.replace("_", "-")))
+    return found
+
+
+def subtitle_language(path: Path) -> str | None:
+    """The language tag in a subtitle file's name (``film.en.srt`` -> ``en``), or None."""
+    parts = path.name.split(".")
+    if len(parts) >= 3 and _LANGUAGE.match(parts[-2]):
+        return parts[-2].replace("_", "-")
+    return None
