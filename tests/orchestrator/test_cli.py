@@ -20,10 +20,12 @@ import av
 import pytest
 import sqlalchemy as sa
 
+from features import default_registry
 from store import Store, StoreSettings, hash_file, open_store
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
+FEATURES = len(default_registry())  # every built-in feature is computed for a good input
 
 
 @pytest.fixture
@@ -36,6 +38,10 @@ def env(database_url: str, tmp_path: Path, prefect_api: str) -> dict[str, str]:
         "PREFECT_API_URL": prefect_api,
         "TMPDIR": str(_scratch(tmp_path)),
         "COLUMNS": "200",
+        # Model-free encoders keep these tests fast; tests/orchestrator/test_pipeline.py runs real models.
+        "MEDIAMESH_ENCODERS": "lite",
+        "MEDIAMESH_DEVICE": "cpu",
+        "MEDIAMESH_CONFIG": str(tmp_path / "no-config.toml"),
     }
 
 
@@ -86,7 +92,7 @@ def test_bad_inputs_fail_alone_with_one_line_errors_and_nothing_partial(
     assert result.returncode == 1
     entries = {Path(e["path"]).name: e for e in _json(result)}
     assert list(entries) == ["empty.mp4", "truncated.mp4", "notes.mp4", "missing.mp4", "good.mp4"]
-    assert entries["good.mp4"]["computed"] == 2
+    assert entries["good.mp4"]["computed"] == FEATURES
     assert entries["good.mp4"]["errors"] == []
     expected = {
         "empty.mp4": r"is empty \(0 bytes\)",
@@ -118,8 +124,8 @@ def test_same_bytes_under_another_name_compute_nothing(env: dict[str, str], stor
     again = mediamesh(env, "ingest", str(renamed), "--json")
     [two] = _json(again)
     assert again.returncode == 0
-    assert (one["computed"], one["reused"]) == (2, 0)
-    assert (two["asset"], two["computed"], two["reused"], two["failed"]) == (one["asset"], 0, 2, 0)
+    assert (one["computed"], one["reused"]) == (FEATURES, 0)
+    assert (two["asset"], two["computed"], two["reused"], two["failed"]) == (one["asset"], 0, FEATURES, 0)
     assert store.asset(one["asset"]).names == (str(first.resolve()), str(renamed.resolve()))
 
 
@@ -131,7 +137,7 @@ def test_status_read_features_and_info(env: dict[str, str], store: Store, tmp_pa
     status = mediamesh(env, "status", asset[:10])
     assert status.returncode == 0, status.stderr
     assert "encode@1" in status.stdout
-    assert status.stdout.count("stored") == 2
+    assert status.stdout.count("stored") == FEATURES
 
     shots = _json(mediamesh(env, "read", str(clip), "shots", "--json"))
     assert [round(s["start_time"], 3) for s in shots] == [0.0, 2.792, 6.792, 12.042, 16.833, 19.375]
@@ -195,15 +201,15 @@ def test_killed_ingest_rerun_leaves_every_value_once_and_nothing_half_written(
     proc.wait()
     with store.engine.connect() as conn:
         stored_before = conn.execute(sa.text("SELECT count(*) FROM feature_values")).scalar_one()
-    assert 1 <= stored_before < 6, "the kill should land midway"
+    assert 1 <= stored_before < 3 * FEATURES, "the kill should land midway"
 
     rerun = mediamesh(env, "ingest", *map(str, clips), "--json")
     entries = _json(rerun)
     assert rerun.returncode == 0
-    assert sum(e["computed"] for e in entries) == 6 - stored_before
+    assert sum(e["computed"] for e in entries) == 3 * FEATURES - stored_before
     with store.engine.connect() as conn:
         counts = conn.execute(sa.text("SELECT asset_id, feature, count(*) FROM feature_values GROUP BY 1, 2")).all()
-    assert len(counts) == 6
+    assert len(counts) == 3 * FEATURES
     assert all(n == 1 for _, _, n in counts)
     for asset in {a for a, _, _ in counts}:
         for record in store.values_for(asset):
@@ -233,21 +239,31 @@ def test_two_ingests_of_the_same_file_at_once_compute_each_value_once(
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     entries = [json.loads(out)[0] for out, _ in outputs]
-    assert sum(e["computed"] for e in entries) == 2
-    assert sum(e["reused"] for e in entries) == 2
-    assert len(store.values_for(entries[0]["asset"])) == 2
+    assert sum(e["computed"] for e in entries) == FEATURES
+    assert sum(e["reused"] for e in entries) == FEATURES
+    assert len(store.values_for(entries[0]["asset"])) == FEATURES
 
 
 def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> None:
-    env = {**os.environ, "MEDIAMESH_HOME": str(tmp_path / "home"), "PREFECT_API_URL": prefect_api, "COLUMNS": "200"}
-    env.pop("MEDIAMESH_DATABASE_URL", None)
+    env = {
+        **os.environ,
+        "MEDIAMESH_HOME": str(tmp_path / "home"),
+        "PREFECT_API_URL": prefect_api,
+        "COLUMNS": "200",
+        "MEDIAMESH_CONFIG": str(tmp_path / "no-config.toml"),
+        "MEDIAMESH_VIDEO_MODEL": str(tmp_path / "no-such-model"),  # as on a machine without pretrained weights
+    }
+    for name in ("MEDIAMESH_DATABASE_URL", "MEDIAMESH_ENCODERS"):
+        env.pop(name, None)
     result = mediamesh(env, "demo")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+    assert "uses the lite encoder set" in result.stdout
     assert "testvideo.mp4" in result.stdout
-    assert "computed 2, reused 0, failed 0" in result.stdout
+    assert result.stdout.count(f"computed {FEATURES}, reused 0, failed 0") == 2
     assert "cuts at 1.00s, 6.00s" in result.stdout
+    assert "fused tri-modal vectors: 7 x " in result.stdout
     assert (tmp_path / "home" / "pgdata").is_dir()
     again = mediamesh(env, "demo")
     assert again.returncode == 0
-    assert again.stdout.count("computed 0, reused 2, failed 0") == 2
+    assert again.stdout.count(f"computed 0, reused {FEATURES}, failed 0") == 2
