@@ -16,7 +16,18 @@ from features.errors import (
     UnknownInputError,
 )
 from features.registry import Registry
-from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, FeatureSpec, Input, code_fingerprint, feature, spec_of
+from features.spec import (
+    MEDIAFM,
+    ROOT_INPUTS,
+    SOURCE,
+    SUBTITLES,
+    TITLE,
+    FeatureSpec,
+    Input,
+    code_fingerprint,
+    feature,
+    spec_of,
+)
 from features.values import (
     ArrayValue,
     Cue,
@@ -24,6 +35,7 @@ from features.values import (
     EncodedMedia,
     FileValue,
     JsonValue,
+    MediaFMCheckpoint,
     Shot,
     ShotEmbeddings,
     ShotTable,
@@ -31,12 +43,16 @@ from features.values import (
     Subtitles,
     SubtitleTrack,
     TimedText,
+    TitleEmbedding,
+    TitleMetadata,
 )
 
 __all__ = [
+    "MEDIAFM",
     "ROOT_INPUTS",
     "SOURCE",
     "SUBTITLES",
+    "TITLE",
     "ArrayValue",
     "Cue",
     "CycleError",
@@ -52,6 +68,7 @@ __all__ = [
     "InputTypeError",
     "JsonValue",
     "MediaError",
+    "MediaFMCheckpoint",
     "MediameshError",
     "Registry",
     "Shot",
@@ -61,6 +78,8 @@ __all__ = [
     "SubtitleTrack",
     "Subtitles",
     "TimedText",
+    "TitleEmbedding",
+    "TitleMetadata",
     "TransientError",
     "UnknownInputError",
     "code_fingerprint",

@@ -95,6 +95,10 @@ class Registry(Mapping[str, FeatureSpec]):
             stack.extend(i for i in self._specs[name].input_names if i not in ROOT_INPUTS)
         return tuple(n for n in self.order if n in needed)
 
+    def roots_of(self, name: str) -> frozenset[str]:
+        """The root inputs (``source``, ``subtitles``, ...) that ``name`` reads, directly or not."""
+        return frozenset(i for n in self.closure([name]) for i in self._specs[n].input_names if i in ROOT_INPUTS)
+
     def dependents(self, name: str) -> tuple[str, ...]:
         """Every feature that reads ``name``, directly or not, in dependency order."""
         found = {name}

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from features.errors import DefinitionError
-from features.values import SourceMedia, Subtitles
+from features.values import MediaFMCheckpoint, SourceMedia, Subtitles, TitleMetadata
 
 __all__ = [
+    "MEDIAFM",
     "ROOT_INPUTS",
     "SOURCE",
     "SUBTITLES",
+    "TITLE",
     "FeatureSpec",
     "Input",
     "Resources",
@@ -36,9 +38,15 @@ Resources = Literal["cpu", "gpu"]
 SOURCE = "source"
 #: The reserved input name of the subtitle files attached to an asset at ingest (often none).
 SUBTITLES = "subtitles"
+#: The reserved input name of the title's metadata (title, synopsis, tags), given at ingest.
+TITLE = "title"
+#: The reserved input name of the promoted MediaFM checkpoint (the same for every asset).
+MEDIAFM = "mediafm"
 
 #: Inputs that no feature produces: they come with the asset at ingest. Name -> type.
-ROOT_INPUTS: Mapping[str, type] = types.MappingProxyType({SOURCE: SourceMedia, SUBTITLES: Subtitles})
+ROOT_INPUTS: Mapping[str, type] = types.MappingProxyType(
+    {SOURCE: SourceMedia, SUBTITLES: Subtitles, TITLE: TitleMetadata, MEDIAFM: MediaFMCheckpoint}
+)
 
 _SPEC_ATTR = "__mediamesh_feature__"
 

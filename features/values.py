@@ -22,6 +22,7 @@ __all__ = [
     "EncodedMedia",
     "FileValue",
     "JsonValue",
+    "MediaFMCheckpoint",
     "Shot",
     "ShotEmbeddings",
     "ShotTable",
@@ -29,6 +30,8 @@ __all__ = [
     "SubtitleTrack",
     "Subtitles",
     "TimedText",
+    "TitleEmbedding",
+    "TitleMetadata",
 ]
 
 
@@ -236,3 +239,55 @@ class ShotEmbeddings(ArrayValue):
     @classmethod
     def from_array(cls, data: np.ndarray[Any, Any], meta: dict[str, Any]) -> Self:
         return cls(data=data, meta=meta)
+
+
+@dataclass(frozen=True)
+class TitleMetadata:
+    """The root input ``title``: what is known about the title (from ``--title``/``--synopsis``/``--tags``
+    or a ``movie.json`` sidecar). Keyed by its content, so editing a synopsis recomputes only what reads it."""
+
+    title: str | None = None
+    synopsis: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.title or self.synopsis or self.tags)
+
+    def text(self) -> str:
+        """One line for a sentence encoder: title, synopsis, then tags."""
+        parts = [p.strip() for p in (self.title, self.synopsis) if p and p.strip()]
+        if self.tags:
+            parts.append("Tags: " + ", ".join(self.tags))
+        return ". ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "synopsis": self.synopsis, "tags": list(self.tags)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TitleMetadata:
+        tags = data.get("tags") or ()
+        if isinstance(tags, str):
+            tags = [t for t in (part.strip() for part in tags.split(",")) if t]
+        return cls(title=data.get("title") or None, synopsis=data.get("synopsis") or None, tags=tuple(tags))
+
+
+@dataclass(frozen=True, eq=False)
+class TitleEmbedding(ArrayValue):
+    """The sentence embedding of the title's metadata, shape (D,); zeros, with ``meta["present"] = False``,
+    when the title has none."""
+
+    data: np.ndarray[Any, Any]
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_array(cls, data: np.ndarray[Any, Any], meta: dict[str, Any]) -> Self:
+        return cls(data=data, meta=meta)
+
+
+@dataclass(frozen=True)
+class MediaFMCheckpoint:
+    """The root input ``mediafm``: the promoted MediaFM checkpoint as a local file, or none yet."""
+
+    path: Path | None = None
+    sha256: str | None = None

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from features.errors import MediameshError
 from features.models import encoder_summary, pretrained_available
-from features.values import ArrayValue, FileValue, JsonValue, ShotTable
+from features.values import ArrayValue, FileValue, JsonValue, ShotTable, TitleMetadata
 from orchestrator.mesh import IngestResult, Mesh
 from orchestrator.planner import PlannedValue
 from orchestrator.prefect_server import server_state, stop_prefect_server
@@ -85,7 +85,9 @@ def _progress() -> Progress:
     )
 
 
-def _ingest(mesh: Mesh, paths: list[str], subtitles: list[Path] | None = None) -> list[IngestResult]:
+def _ingest(
+    mesh: Mesh, paths: list[str], subtitles: list[Path] | None = None, title: TitleMetadata | None = None
+) -> list[IngestResult]:
     with _progress() as progress:
         hashing = progress.add_task("hashing and registering", total=len(paths))
         engine_progress = _RichProgress(progress)
@@ -102,6 +104,7 @@ def _ingest(mesh: Mesh, paths: list[str], subtitles: list[Path] | None = None) -
             on_hashed=hashed,
             on_server_start=server_starting,
             subtitles=subtitles or (),
+            title=title,
         )
 
 
@@ -113,15 +116,22 @@ def ingest(
         list[Path] | None,
         typer.Option("--subtitles", help="A subtitle file (.srt/.vtt) for the one PATH; sidecars are found anyway."),
     ] = None,
+    title: Annotated[str | None, typer.Option(help="The title's name, for its [GLOBAL] context.")] = None,
+    synopsis: Annotated[str | None, typer.Option(help="The title's synopsis.")] = None,
+    tags: Annotated[str | None, typer.Option(help="Comma-separated tags, e.g. 'comedy,animation'.")] = None,
 ) -> None:
     """Register each file and compute every feature it lacks. Exit 0 only if every input succeeded.
 
-    Subtitle sidecars beside a video (same stem, .srt or .vtt, e.g. movie.en.srt) are attached to it.
+    Sidecars beside a video are attached to it: subtitles with the same stem (.srt or .vtt, e.g.
+    movie.en.srt) and title metadata in movie.json ({"title": ..., "synopsis": ..., "tags": [...]}).
     """
-    if subtitles and len(paths) != 1:
-        raise typer.BadParameter("--subtitles goes with exactly one PATH", param_hint="--subtitles")
+    metadata = None
+    if title or synopsis or tags:
+        metadata = TitleMetadata.from_json({"title": title, "synopsis": synopsis, "tags": tags or ()})
+    if (subtitles or metadata) and len(paths) != 1:
+        raise typer.BadParameter("--subtitles, --title, --synopsis and --tags go with exactly one PATH")
     with Mesh.open() as mesh:
-        results = _ingest(mesh, paths, subtitles)
+        results = _ingest(mesh, paths, subtitles, metadata)
     if as_json:
         out.print_json(json.dumps([r.to_json() for r in results]))
     else:
@@ -145,7 +155,7 @@ def status(
         names = mesh.store.asset(asset_id).names
     out.print(f"asset [bold]{asset_id}[/bold]  {', '.join(names)}", highlight=False)
     table = Table("feature@version", "state", "seconds", "worker", "at", "detail")
-    colours = {"stored": "green", "running": "yellow", "failed": "red", "missing": "dim"}
+    colours = {"stored": "green", "running": "yellow", "failed": "red", "waiting": "cyan", "missing": "dim"}
     for s in states:
         table.add_row(
             f"{s.feature}@{s.version}",

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from features.errors import ExecutionError, MediameshError, TransientError
 from features.registry import Registry
-from features.spec import SOURCE, SUBTITLES
+from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE
 from features.values import FileValue
-from orchestrator.planner import Plan, PlannedValue, subtitles_keys
+from orchestrator.planner import Plan, PlannedValue, root_keys
 from store import NewValue, Store
 
 __all__ = ["AssetReport", "Progress", "RunReport", "execute", "worker_id"]
@@ -244,13 +244,12 @@ class _Runner:
     def _load(self, value: PlannedValue, name: str, key: str) -> Any:
         if name == SOURCE:
             return self.store.source(key, name=self.names.get(key))
-        if name == SUBTITLES:
-            subtitles = self.store.subtitles(value.asset)
-            if subtitles_keys(self.store, [value.asset])[value.asset] != key:
-                raise TransientError(
-                    "the asset's subtitle files changed after planning", feature=value.ref, asset=value.asset
-                )
-            return subtitles
+        if name in ROOT_INPUTS:
+            loaded = {SUBTITLES: self.store.subtitles, TITLE: self.store.title_metadata}.get(name)
+            root = loaded(value.asset) if loaded else self.store.mediafm_checkpoint()
+            if root_keys(self.store, [value.asset], [name])[name][value.asset] != key:
+                raise TransientError(f"the asset's {name} changed after planning", feature=value.ref, asset=value.asset)
+            return root
         record = self.store.value(key)
         if record is None:
             raise ExecutionError(f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset)

@@ -12,15 +12,18 @@ from typing import Any
 from features import default_registry
 from features.errors import DefinitionError, InputFileError, MediameshError
 from features.registry import Registry
-from features.spec import SUBTITLES
+from features.spec import MEDIAFM, SUBTITLES
+from features.values import TitleMetadata
 from orchestrator.engine import Progress, RunReport, execute
 from orchestrator.planner import Plan, plan
 from orchestrator.prefect_server import prefect_api_url
-from orchestrator.sidecars import find_subtitle_sidecars, subtitle_language
+from orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
 from store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
 from store.codecs import payload_kind_of
 
 __all__ = ["FeatureState", "IngestResult", "Mesh"]
+
+_NO_CHECKPOINT = "no MediaFM checkpoint is promoted: mediamesh train mediafm, then mediamesh promote mediafm ID"
 
 
 @dataclass
@@ -51,7 +54,7 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class FeatureState:
-    """One feature of one asset: ``stored``, ``running``, ``failed`` or ``missing``."""
+    """One feature of one asset: ``stored``, ``running``, ``failed``, ``waiting`` (for a checkpoint) or ``missing``."""
 
     feature: str
     version: str
@@ -102,13 +105,15 @@ class Mesh:
         on_hashed: Callable[[str], None] | None = None,
         on_server_start: Callable[[], None] | None = None,
         subtitles: Sequence[str | Path] = (),
+        title: TitleMetadata | None = None,
     ) -> list[IngestResult]:
-        """Register each file (with its subtitle sidecars) and compute every target value it lacks.
+        """Register each file (with its sidecars) and compute every target value it lacks.
 
-        ``subtitles`` attaches subtitle files to a single input. A bad input never stops the others.
+        ``subtitles`` and ``title`` (merged over a ``movie.json`` sidecar) go with a single input. A bad
+        input never stops the others.
         """
-        if subtitles and len(paths) != 1:
-            raise ValueError("subtitle files can be attached to one input at a time")
+        if (subtitles or title) and len(paths) != 1:
+            raise ValueError("subtitle files and title metadata can be given for one input at a time")
         results: list[IngestResult] = []
         names: dict[str, str] = {}
         for raw in paths:
@@ -123,12 +128,13 @@ class Mesh:
                 result.errors.append(f"{raw}: {_message(exc)}")
             else:
                 self._attach_subtitles(result, path, [Path(s) for s in subtitles])
+                self._attach_title(result, path, title)
             if on_hashed is not None:
                 on_hashed(str(raw))
         assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
         if not assets:
             return results
-        the_plan = plan(self.store, self.registry, assets, targets)
+        the_plan = plan(self.store, self.registry, assets, targets if targets is not None else self.default_targets())
         report = self.run(the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start)
         seen: set[str] = set()
         for result in results:
@@ -147,6 +153,12 @@ class Mesh:
             result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
         return results
 
+    def default_targets(self) -> list[str]:
+        """Every feature, except those that need a trained MediaFM checkpoint while none is promoted."""
+        if self.store.promoted(MEDIAFM) is not None:
+            return list(self.registry)
+        return [name for name in self.registry if MEDIAFM not in self.registry.roots_of(name)]
+
     def _attach_subtitles(self, result: IngestResult, video: Path, explicit: list[Path]) -> None:
         asset_id = result.asset
         if asset_id is None:  # pragma: no cover - only called after registration
@@ -157,6 +169,26 @@ class Mesh:
                 self.store.attach(asset_id, SUBTITLES, _readable_file(path), name=path.name, language=language)
             except (MediameshError, OSError) as exc:
                 result.errors.append(f"{path}: {_message(exc)}")
+
+    def _attach_title(self, result: IngestResult, video: Path, given: TitleMetadata | None) -> None:
+        if result.asset is None:  # pragma: no cover - only called after registration
+            return
+        try:
+            sidecar = read_title_sidecar(video)
+        except MediameshError as exc:
+            result.errors.append(f"{video}: {exc}")
+            sidecar = None
+        if sidecar is None and given is None:
+            return
+        merged = sidecar or TitleMetadata()
+        if given is not None:
+            merged = TitleMetadata(
+                title=given.title or merged.title,
+                synopsis=given.synopsis or merged.synopsis,
+                tags=given.tags or merged.tags,
+            )
+        name = video.with_suffix(".json").name if sidecar is not None and given is None else "ingest options"
+        self.store.set_title_metadata(result.asset, merged, name=name)
 
     def run(
         self,
@@ -220,6 +252,10 @@ class Mesh:
                         attempt.finished_at,
                         f"{attempt.error_type}: {attempt.message}",
                     )
+                )
+            elif MEDIAFM in self.registry.roots_of(planned.feature) and self.store.promoted(MEDIAFM) is None:
+                states.append(
+                    FeatureState(planned.feature, planned.spec.version, "waiting", planned.key, detail=_NO_CHECKPOINT)
                 )
             else:
                 states.append(FeatureState(planned.feature, planned.spec.version, "missing", planned.key))

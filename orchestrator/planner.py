@@ -12,10 +12,10 @@ from typing import Any
 
 from features.identity import attachment_set_key, value_key
 from features.registry import Registry
-from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, FeatureSpec
+from features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from store import Store
 
-__all__ = ["Plan", "PlannedValue", "plan"]
+__all__ = ["Plan", "PlannedValue", "plan", "root_keys"]
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,10 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     models = {name: registry[name].model_fingerprint() for name in order}
     roots = {i for name in order for i in registry[name].input_names if i in ROOT_INPUTS}
     unique_assets = list(dict.fromkeys(assets))
-    subtitle_keys = subtitles_keys(store, unique_assets) if SUBTITLES in roots else {}
+    attached = root_keys(store, unique_assets, roots)
     values: list[PlannedValue] = []
     for asset in unique_assets:
-        keys: dict[str, str] = {SOURCE: asset}
-        if SUBTITLES in roots:
-            keys[SUBTITLES] = subtitle_keys[asset]
+        keys: dict[str, str] = {SOURCE: asset, **{root: by_asset[asset] for root, by_asset in attached.items()}}
         for name in order:
             spec = registry[name]
             inputs = tuple((i, keys[i]) for i in spec.input_names)
@@ -89,10 +87,24 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     return Plan(tuple(values), stored, missing, tuple(sorted(wanted)))
 
 
-def subtitles_keys(store: Store, assets: Sequence[str]) -> dict[str, str]:
-    """The key of each asset's current subtitle files (one query for all assets)."""
-    attached = store.attachments(assets, SUBTITLES)
-    return {a: attachment_set_key(SUBTITLES, [(f.language, f.sha256) for f in attached.get(a, [])]) for a in assets}
+def root_keys(store: Store, assets: Sequence[str], roots: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The keys of the root inputs other than ``source``, per asset: one query per kind of root.
+
+    Subtitles and title metadata are keyed by the files attached to each asset; ``mediafm`` by the
+    promoted checkpoint, the same for every asset.
+    """
+    keys: dict[str, dict[str, str]] = {}
+    for root in roots:
+        if root in (SUBTITLES, TITLE):
+            attached = store.attachments(assets, root)
+            keys[root] = {
+                a: attachment_set_key(root, [(f.language, f.sha256) for f in attached.get(a, [])]) for a in assets
+            }
+        elif root == MEDIAFM:
+            promoted = store.promoted(MEDIAFM)
+            key = attachment_set_key(MEDIAFM, [(None, promoted.id)] if promoted else [])
+            keys[root] = dict.fromkeys(assets, key)
+    return keys
 
 
 def _needed(values: list[PlannedValue], stored: frozenset[str], wanted: set[str]) -> tuple[PlannedValue, ...]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-__all__ = ["SUBTITLE_SUFFIXES", "find_subtitle_sidecars", "subtitle_language"]
+from features.errors import InputFileError
+from features.values import TitleMetadata
+
+__all__ = ["SUBTITLE_SUFFIXES", "find_subtitle_sidecars", "read_title_sidecar", "subtitle_language"]
 
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
 # A BCP 47-ish language tag between the stem and the suffix: movie.en.srt, movie.pt-BR.vtt, movie.eng.srt.
@@ -37,3 +41,29 @@ def subtitle_language(path: Path) -> str | None:
     if len(parts) >= 3 and _LANGUAGE.match(parts[-2]):
         return parts[-2].replace("_", "-")
     return None
+
+
+def read_title_sidecar(video: Path) -> TitleMetadata | None:
+    """Title metadata from ``movie.json`` beside ``movie.mp4`` (keys ``title``, ``synopsis``, ``tags``), if any.
+
+    A sidecar that is not a JSON object with those keys is an error naming the file.
+    """
+    path = video.with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFileError(f"cannot read title metadata {path.name!r}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputFileError(f"title metadata {path.name!r} must be a JSON object with title, synopsis and tags")
+    unknown = set(data) - {"title", "synopsis", "tags"}
+    if unknown:
+        raise InputFileError(f"title metadata {path.name!r} has unknown keys {sorted(unknown)}")
+    tags = data.get("tags")
+    if tags is not None and not (isinstance(tags, str) or all(isinstance(t, str) for t in tags)):
+        raise InputFileError(f"title metadata {path.name!r}: tags must be a list of strings")
+    for key in ("title", "synopsis"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise InputFileError(f"title metadata {path.name!r}: {key} must be a string")
+    return TitleMetadata.from_json(data)

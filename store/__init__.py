@@ -10,6 +10,8 @@ from store.config import StoreSettings
 from store.database import create_engine, embedded_database_url, migrate
 from store.gateway import (
     AmbiguousAssetError,
+    ArtefactNotFoundError,
+    ArtefactRecord,
     AssetNotFoundError,
     AssetRecord,
     AttachmentRecord,
@@ -24,6 +26,8 @@ from store.gateway import (
 
 __all__ = [
     "AmbiguousAssetError",
+    "ArtefactNotFoundError",
+    "ArtefactRecord",
     "AssetNotFoundError",
     "AssetRecord",
     "AttachmentRecord",

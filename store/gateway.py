@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,12 +19,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from features.errors import MediameshError
-from features.values import SourceMedia, Subtitles, SubtitleTrack
+from features.values import MediaFMCheckpoint, SourceMedia, Subtitles, SubtitleTrack, TitleMetadata
 from store import codecs, schema
 from store.blobs import BlobIntegrityError, BlobStore
 
 __all__ = [
     "AmbiguousAssetError",
+    "ArtefactNotFoundError",
+    "ArtefactRecord",
     "AssetNotFoundError",
     "AssetRecord",
     "AttachmentRecord",
@@ -47,6 +51,10 @@ class AssetNotFoundError(MediameshError):
 
 class AmbiguousAssetError(MediameshError):
     """An id prefix matches more than one asset."""
+
+
+class ArtefactNotFoundError(MediameshError):
+    """No artefact matches the id or prefix given."""
 
 
 class ValueNotFoundError(MediameshError):
@@ -79,6 +87,18 @@ class AttachmentRecord:
     name: str
     blob_key: str
     attached_at: datetime
+
+
+@dataclass(frozen=True)
+class ArtefactRecord:
+    """A stored artefact (a trained checkpoint): its bytes live in the blob store under ``blob_key``."""
+
+    id: str
+    kind: str
+    blob_key: str
+    bytes: int
+    meta: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -316,6 +336,84 @@ class Store:
         """The asset's current subtitle files as local files."""
         records = self.attachments([asset_id], "subtitles").get(asset_id, [])
         return Subtitles(tuple(SubtitleTrack(self.blobs.local_path(a.blob_key), a.name, a.language) for a in records))
+
+    # ---- artefacts (trained checkpoints) and promotion
+
+    def put_artefact(self, kind: str, data: bytes, meta: dict[str, Any]) -> ArtefactRecord:
+        """Store an artefact once, by content; the same bytes again return the existing record."""
+        with self._gc_guard():
+            info = self.blobs.put_bytes(data)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    pg_insert(schema.artefacts)
+                    .values(id=info.sha256, kind=kind, blob_key=info.key, bytes=info.size, meta=meta)
+                    .on_conflict_do_nothing()
+                )
+        return self.artefact(info.sha256)
+
+    def artefact(self, ref: str) -> ArtefactRecord:
+        """An artefact by id or unique id prefix."""
+        table = schema.artefacts
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table).where(table.c.id.startswith(ref.lower())).limit(2)).all()
+        if not rows:
+            raise ArtefactNotFoundError(f"no artefact {ref!r}")
+        if len(rows) > 1:
+            raise AmbiguousAssetError(f"artefact prefix {ref!r} matches several artefacts; give more characters")
+        return ArtefactRecord(**rows[0]._mapping)
+
+    def artefacts(self, kind: str) -> list[ArtefactRecord]:
+        """The artefacts of ``kind``, newest first."""
+        table = schema.artefacts
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table).where(table.c.kind == kind).order_by(table.c.created_at.desc()))
+            return [ArtefactRecord(**r._mapping) for r in rows]
+
+    def promote(self, kind: str, artefact_id: str) -> ArtefactRecord:
+        """Make ``artefact_id`` the one readers of ``kind`` use, at once; earlier promotions stay as history."""
+        record = self.artefact(artefact_id)
+        if record.kind != kind:
+            raise ArtefactNotFoundError(f"artefact {record.id[:12]} is a {record.kind!r}, not a {kind!r}")
+        with self.engine.begin() as conn:
+            conn.execute(schema.promotions.insert().values(kind=kind, artefact_id=record.id))
+        return record
+
+    def promoted(self, kind: str) -> ArtefactRecord | None:
+        """The artefact of ``kind`` promoted last, or None."""
+        p, a = schema.promotions, schema.artefacts
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(a)
+                .join(p, p.c.artefact_id == a.c.id)
+                .where(p.c.kind == kind)
+                .order_by(p.c.promoted_at.desc(), p.c.id.desc())
+                .limit(1)
+            ).first()
+        return ArtefactRecord(**row._mapping) if row is not None else None
+
+    def mediafm_checkpoint(self) -> MediaFMCheckpoint:
+        """The promoted MediaFM checkpoint as a local file (none until one is trained and promoted)."""
+        record = self.promoted("mediafm")
+        if record is None:
+            return MediaFMCheckpoint()
+        return MediaFMCheckpoint(path=self.blobs.local_path(record.blob_key), sha256=record.id)
+
+    # ---- title metadata
+
+    def set_title_metadata(self, asset_id: str, metadata: TitleMetadata, *, name: str) -> None:
+        """Attach ``metadata`` to the asset as its current title metadata (stored by content)."""
+        data = json.dumps(metadata.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        with tempfile.TemporaryDirectory(prefix="mediamesh-title-") as tmp:
+            path = Path(tmp) / "title.json"
+            path.write_bytes(data)
+            self.attach(asset_id, "title", path, name=name, language=None)
+
+    def title_metadata(self, asset_id: str) -> TitleMetadata:
+        """The asset's current title metadata (empty when none was given)."""
+        records = self.attachments([asset_id], "title").get(asset_id, [])
+        if not records:
+            return TitleMetadata()
+        return TitleMetadata.from_json(json.loads(self.blobs.get_bytes(records[0].blob_key)))
 
     # ---- values
 

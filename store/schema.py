@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
     "aliases",
+    "artefacts",
     "assets",
     "attachments",
     "attempts",
@@ -28,6 +29,7 @@ __all__ = [
     "feature_versions",
     "lineage",
     "metadata",
+    "promotions",
     "runs",
     "values",
 ]
@@ -149,4 +151,25 @@ attachments = Table(
     Column("name", Text, nullable=False, comment="the file name it was attached under"),
     Column("blob_key", Text, nullable=False),
     Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+artefacts = Table(
+    "artefacts",
+    metadata,
+    Column("id", String(64), primary_key=True, comment="SHA-256 of the artefact's bytes"),
+    Column("kind", Text, nullable=False, comment="e.g. 'mediafm'"),
+    Column("blob_key", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("meta", JSONB, nullable=False, comment="config, training-data fingerprint, metrics"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("artefact_id", String(64), ForeignKey("artefacts.id"), nullable=False),
+    Column("promoted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_promotions_kind", "kind", "promoted_at"),
 )

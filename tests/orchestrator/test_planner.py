@@ -118,3 +118,25 @@ def test_attaching_subtitles_changes_only_what_reads_them(local_store: Store, tm
     assert (again.computed, again.reused) == (0, 3)
     with pytest.raises(ValueError, match="one input at a time"):
         mesh.ingest([video, video], subtitles=[extra])
+
+
+def test_editing_a_synopsis_recomputes_only_what_reads_it(local_store: Store, tmp_path: Path, prefect_api: str) -> None:
+    from features import TitleMetadata
+
+    registry = Registry([cf.size, cf.doubled, cf.synopsis_length])
+    video = tmp_path / "film.mp4"
+    video.write_bytes(b"film bytes for titles")
+    (tmp_path / "film.json").write_text('{"title": "Film", "synopsis": "Short."}')
+    mesh = Mesh(local_store, registry, home=tmp_path)
+    [first] = mesh.ingest([video])
+    assert first.asset is not None
+    assert first.computed == 3
+    assert mesh.read(first.asset, "synopsis_length")[1] == cf.Number(6)
+    assert local_store.title_metadata(first.asset) == TitleMetadata("Film", "Short.")
+
+    [edited] = mesh.ingest([video], title=TitleMetadata(synopsis="A longer synopsis."))
+    assert (edited.computed, edited.reused) == (1, 2)
+    assert mesh.read(first.asset, "synopsis_length")[1] == cf.Number(18)
+    assert local_store.title_metadata(first.asset) == TitleMetadata("Film", "A longer synopsis.")
+    [same] = mesh.ingest([video], title=TitleMetadata(synopsis="A longer synopsis."))
+    assert (same.computed, same.reused) == (0, 3)

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sidecars import find_subtitle_sidecars, subtitle_language
+from features import InputFileError, TitleMetadata
+from orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
 
 
 def test_sidecars_share_the_stem_and_may_carry_a_language(tmp_path: Path) -> None:
@@ -35,3 +36,26 @@ def test_sidecars_share_the_stem_and_may_carry_a_language(tmp_path: Path) -> Non
 )
 def test_language_from_a_subtitle_file_name(name: str, language: str | None) -> None:
     assert subtitle_language(Path(name)) == language
+
+
+def test_title_sidecar_is_read_and_checked(tmp_path: Path) -> None:
+    video = tmp_path / "film.mp4"
+    assert read_title_sidecar(video) is None
+    sidecar = tmp_path / "film.json"
+    sidecar.write_text('{"title": "Big Buck Bunny", "synopsis": "A rabbit gets even.", "tags": ["comedy", "animal"]}')
+    meta = read_title_sidecar(video)
+    assert meta == TitleMetadata("Big Buck Bunny", "A rabbit gets even.", ("comedy", "animal"))
+    assert meta is not None
+    assert meta.text() == "Big Buck Bunny. A rabbit gets even.. Tags: comedy, animal"
+    sidecar.write_text('{"title": "x", "director": "y"}')
+    with pytest.raises(InputFileError, match=r"'film.json' has unknown keys \['director'\]"):
+        read_title_sidecar(video)
+    sidecar.write_text("{not json")
+    with pytest.raises(InputFileError, match=r"cannot read title metadata 'film.json'"):
+        read_title_sidecar(video)
+    sidecar.write_text('["a list"]')
+    with pytest.raises(InputFileError, match="must be a JSON object"):
+        read_title_sidecar(video)
+    sidecar.write_text('{"tags": [1, 2]}')
+    with pytest.raises(InputFileError, match="tags must be a list of strings"):
+        read_title_sidecar(video)

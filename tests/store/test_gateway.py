@@ -251,3 +251,31 @@ def test_attachments_keep_one_current_file_per_language(store: Store, clip: Path
     ]
     assert store.attachments([asset.id, "0" * 64], "subtitles").get("0" * 64) is None
     assert store.subtitles("0" * 64).tracks == ()
+
+
+def test_artefacts_are_stored_by_content_and_promotion_switches_at_once(store: Store) -> None:
+    from store import ArtefactNotFoundError
+
+    assert store.promoted("mediafm") is None
+    assert store.mediafm_checkpoint().path is None
+    first = store.put_artefact("mediafm", b"checkpoint one", {"config": "small"})
+    again = store.put_artefact("mediafm", b"checkpoint one", {"config": "other"})
+    assert again.id == first.id
+    assert again.meta == {"config": "small"}
+    second = store.put_artefact("mediafm", b"checkpoint two", {"config": "small"})
+    assert [a.id for a in store.artefacts("mediafm")] == [second.id, first.id]
+    store.promote("mediafm", first.id[:10])
+    assert store.promoted("mediafm") == first
+    store.promote("mediafm", second.id)
+    checkpoint = store.mediafm_checkpoint()
+    assert (checkpoint.sha256, checkpoint.path.read_bytes() if checkpoint.path else None) == (
+        second.id,
+        b"checkpoint two",
+    )
+    store.promote("mediafm", first.id)  # rolling back is another promotion
+    assert store.promoted("mediafm") == first
+    with pytest.raises(ArtefactNotFoundError, match="no artefact 'ffff'"):
+        store.promote("mediafm", "ffff")
+    other = store.put_artefact("probe", b"a probe", {})
+    with pytest.raises(ArtefactNotFoundError, match="is a 'probe', not a 'mediafm'"):
+        store.promote("mediafm", other.id)

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Self
 
-from features import JsonValue, MediaError, SourceMedia, Subtitles, TransientError, feature
+from features import JsonValue, MediaError, SourceMedia, Subtitles, TitleMetadata, TransientError, feature
 
 CALLS: Counter[tuple[str, str]] = Counter()
 _lock = threading.Lock()
@@ -69,3 +69,9 @@ def buggy(source: SourceMedia) -> Number:
 def subtitle_files(subtitles: Subtitles) -> Number:
     """How many subtitle files are attached."""
     return Number(len(subtitles.tracks))
+
+
+@feature(version="1")
+def synopsis_length(title: TitleMetadata) -> Number:
+    """How long the synopsis is."""
+    return Number(len(title.synopsis or ""))

@@ -1,0 +1,26 @@
+"""The title's metadata as one vector: the [GLOBAL] context of the contextual shot embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from features.models import load_text_model, model_fingerprint, resolve_model
+from features.spec import feature
+from features.values import TitleEmbedding, TitleMetadata
+
+__all__ = ["title_embedding"]
+
+
+@feature(version="1", resources="gpu", model=lambda: model_fingerprint("text"))
+def title_embedding(title: TitleMetadata) -> TitleEmbedding:
+    """The sentence embedding of the title, synopsis and tags; zeros with ``present: False`` when there are none."""
+    ref = resolve_model("text")
+    model = load_text_model(ref)
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = int(get_dim())
+    text = title.text()
+    meta = {"role": "text", "model": ref.source, "fingerprint": ref.fingerprint, "device": str(model.device)}
+    if not text:
+        return TitleEmbedding(np.zeros(dim, np.float32), {**meta, "present": False})
+    vector = model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+    return TitleEmbedding(np.ascontiguousarray(vector, dtype=np.float32), {**meta, "present": True, "text": text})
