@@ -90,7 +90,7 @@ __all__ = [
 
 
 def default_registry() -> Registry:
-    """The built-in media features: the MediaFM input pipeline up to the fused tri-modal vector."""
-    from features import dedup, encode, encoders, fused, shots, timed_text
+    """The built-in media features: the MediaFM input pipeline and the contextual shot embedding."""
+    from features import contextual, dedup, encode, encoders, fused, shots, timed_text, title
 
-    return Registry.from_modules(encode, shots, dedup, timed_text, encoders, fused)
+    return Registry.from_modules(encode, shots, dedup, timed_text, encoders, fused, title, contextual)

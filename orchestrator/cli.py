@@ -27,6 +27,7 @@ from rich.table import Table
 
 from features.errors import MediameshError
 from features.models import encoder_summary, pretrained_available
+from features.spec import MEDIAFM
 from features.values import ArrayValue, FileValue, JsonValue, ShotTable, TitleMetadata
 from orchestrator.mesh import IngestResult, Mesh
 from orchestrator.planner import PlannedValue
@@ -277,6 +278,118 @@ def features(
     if check and changed:
         err.print(f"[red]error:[/red] code changed without a version bump: {', '.join(changed)}")
         raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    feature: Annotated[str, typer.Argument(help="FEATURE or FEATURE@VERSION (the registry's version).")],
+    assets: Annotated[
+        list[str] | None, typer.Option("--assets", help="Only these assets (ids, prefixes, files).")
+    ] = None,
+) -> None:
+    """Compute a feature, and what it needs, for every asset that lacks it."""
+    name, _, version = feature.partition("@")
+    with Mesh.open() as mesh:
+        spec = mesh.registry.resolve(name)
+        if version and version != spec.version:
+            raise typer.BadParameter(f"the registry has {spec.ref}, not {name}@{version}", param_hint="FEATURE")
+        with _progress() as progress:
+            report = mesh.backfill(spec.name, assets=assets, progress=_RichProgress(progress))
+    out.print(f"{spec.ref}: computed {report.computed}, reused {report.reused}, failed {report.failed}")
+    for asset in report.assets.values():
+        for message in asset.errors:
+            err.print(f"[red]error:[/red] {asset.asset[:12]}: {escape(message)}", highlight=False)
+    raise typer.Exit(0 if report.failed == 0 else 1)
+
+
+@app.command()
+def promote(
+    kind: Annotated[str, typer.Argument(help="What to promote: 'mediafm'.")],
+    checkpoint: Annotated[str, typer.Argument(help="The checkpoint id (or a unique prefix) from `mediamesh train`.")],
+) -> None:
+    """Make a trained checkpoint the one the contextual features use; values of older ones stay readable."""
+    if kind != MEDIAFM:
+        raise typer.BadParameter(f"only {MEDIAFM!r} checkpoints can be promoted", param_hint="KIND")
+    with Mesh.open() as mesh:
+        record = mesh.store.promote(MEDIAFM, checkpoint)
+    out.print(f"promoted {kind} checkpoint {record.id[:12]}; compute it with: mediamesh backfill contextual")
+
+
+@app.command()
+def train(
+    what: Annotated[str, typer.Argument(help="What to train: 'mediafm'.")],
+    config: Annotated[str, typer.Option(help="Model size: small (CPU, minutes) or base (GPU).")] = "small",
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training titles.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default 300 when --epochs is not given).")] = None,
+    optimizer: Annotated[str, typer.Option(help="muon (Muon for hidden matrices + AdamW) or adamw.")] = "muon",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    promote_it: Annotated[bool, typer.Option("--promote", help="Promote the checkpoint when done.")] = False,
+) -> None:
+    """Train MediaFM by masked shot modeling on the fused values in the store; save the checkpoint there."""
+    from orchestrator.training import train_mediafm
+
+    if what != MEDIAFM:
+        raise typer.BadParameter(f"only {MEDIAFM!r} can be trained", param_hint="WHAT")
+    if optimizer not in ("muon", "adamw"):
+        raise typer.BadParameter("choose muon or adamw", param_hint="--optimizer")
+    with Mesh.open() as mesh, _progress() as progress:
+        task = progress.add_task("training MediaFM", total=None)
+
+        def on_step(report: Any) -> None:
+            val = f", val {report.val_loss:.4f}" if report.val_loss is not None else ""
+            progress.update(
+                task,
+                total=report.steps,
+                completed=report.step,
+                description=f"training MediaFM: loss {report.train_loss:.4f}{val}",
+            )
+
+        record, meta = train_mediafm(
+            mesh,
+            config=config,
+            steps=steps,
+            epochs=epochs,
+            optimizer="adamw" if optimizer == "adamw" else "muon",
+            seed=seed,
+            on_step=on_step,
+        )
+        if promote_it:
+            mesh.store.promote(MEDIAFM, record.id)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in meta["metrics"].items())
+    out.print(f"checkpoint {record.id}", highlight=False)
+    out.print(
+        f"{config} config, {meta['optimizer']}, {meta['steps']} steps on {len(meta['train_assets'])} title(s), "
+        f"{len(meta['val_assets'])} held out; {metrics}",
+        highlight=False,
+    )
+    if promote_it:
+        out.print("promoted; compute it with: mediamesh backfill contextual")
+    else:
+        out.print(f"promote it with: mediamesh promote mediafm {record.id[:12]}")
+
+
+@app.command(name="eval")
+def evaluate(
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint id or prefix (default: the promoted one).")] = None,
+    labels: Annotated[Path | None, typer.Option(help="CSV of asset, shot index or time range, label.")] = None,
+) -> None:
+    """Masked-shot retrieval on held-out titles (MediaFM vs the neighbour average), and a linear probe
+    per representation (video, audio, text, fused, contextual) when --labels is given."""
+    from orchestrator.training import evaluate_probe, evaluate_retrieval
+
+    with Mesh.open() as mesh:
+        retrieval = evaluate_retrieval(mesh, checkpoint)
+        table = Table("masked-shot retrieval", "top-1", "top-5", "MRR", "shots")
+        for name, m in retrieval.items():
+            table.add_row(name, f"{m.top1:.3f}", f"{m.top5:.3f}", f"{m.mrr:.3f}", str(m.n))
+        out.print(table)
+        if labels is not None:
+            probes = evaluate_probe(mesh, labels, checkpoint)
+            probe_table = Table("linear probe", "micro-AP", "macro-AP", "Kendall's tau", "train", "test")
+            for name, p in probes.items():
+                tau = f"{p.kendall_tau:.3f}" if p.kendall_tau is not None else "-"
+                probe_table.add_row(name, f"{p.micro_ap:.3f}", f"{p.macro_ap:.3f}", tau, str(p.n_train), str(p.n_test))
+            out.print(probe_table)
 
 
 @app.command()

@@ -153,6 +153,20 @@ class Mesh:
             result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
         return results
 
+    def backfill(
+        self,
+        feature: str,
+        *,
+        assets: Sequence[str] | None = None,
+        progress: Progress | None = None,
+        on_server_start: Callable[[], None] | None = None,
+    ) -> RunReport:
+        """Compute ``feature`` (and what it needs) for every asset, or for the given asset refs."""
+        spec = self.registry.resolve(feature)
+        ids = [self.store.resolve_asset(a) for a in assets] if assets else [a.id for a in self.store.assets()]
+        the_plan = plan(self.store, self.registry, ids, [spec.name])
+        return self.run(the_plan, trigger=f"backfill-{spec.name}", progress=progress, on_server_start=on_server_start)
+
     def default_targets(self) -> list[str]:
         """Every feature, except those that need a trained MediaFM checkpoint while none is promoted."""
         if self.store.promoted(MEDIAFM) is not None:

@@ -20,12 +20,14 @@ import av
 import pytest
 import sqlalchemy as sa
 
-from features import default_registry
+from features import MEDIAFM, default_registry
 from store import Store, StoreSettings, hash_file, open_store
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
-FEATURES = len(default_registry())  # every built-in feature is computed for a good input
+_REGISTRY = default_registry()
+# Every built-in feature is computed for a good input, except those waiting for a MediaFM checkpoint.
+FEATURES = len([name for name in _REGISTRY if MEDIAFM not in _REGISTRY.roots_of(name)])
 
 
 @pytest.fixture

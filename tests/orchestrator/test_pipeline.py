@@ -79,16 +79,16 @@ def test_swapping_the_video_model_recomputes_only_video_and_what_reads_it(
     mesh = Mesh(local_store, default_registry(), home=tmp_path)
     video = _clip_with_sidecar(tmp_path, "bigbuckbunny.mp4")
     [first] = mesh.ingest([video])
-    assert (first.computed, first.failed) == (len(mesh.registry), 0), first.errors
+    assert (first.computed, first.failed) == (len(mesh.default_targets()), 0), first.errors
     assert first.asset is not None
     old_record, old_video = mesh.read(first.asset, "video_embedding")
 
     monkeypatch.setenv("MEDIAMESH_VIDEO_MODEL", str(tiny_encoders.clip_other))
     mesh = Mesh(local_store, default_registry(), home=tmp_path)
-    missing = {v.feature for v in plan(local_store, mesh.registry, [first.asset]).missing}
+    missing = {v.feature for v in plan(local_store, mesh.registry, [first.asset], mesh.default_targets()).missing}
     assert missing == {"video_embedding", "fused"}
     [second] = mesh.ingest([video])
-    assert (second.computed, second.reused, second.failed) == (2, len(mesh.registry) - 2, 0)
+    assert (second.computed, second.reused, second.failed) == (2, len(mesh.default_targets()) - 2, 0)
 
     new_record, new_video = mesh.read(first.asset, "video_embedding")
     assert new_record.key != old_record.key
@@ -97,7 +97,7 @@ def test_swapping_the_video_model_recomputes_only_video_and_what_reads_it(
     records = local_store.values_for(first.asset, "video_embedding")
     assert {r.key for r in records} == {old_record.key, new_record.key}  # the old value stays readable
     assert np.array_equal(local_store.load(old_record, type(old_video)).data, old_video.data)
-    for name in ("encode", "shots", "dedup", "audio_embedding", "timed_text", "text_embedding"):
+    for name in ("encode", "shots", "dedup", "audio_embedding", "timed_text", "text_embedding", "title_embedding"):
         assert len(local_store.values_for(first.asset, name)) == 1
 
 
@@ -131,6 +131,6 @@ def test_a_broken_subtitle_file_fails_its_text_features_only(
     assert "bunny.srt" in message
     assert "timed_text@1" in message
     stored = {r.feature for r in local_store.values_for(result.asset)}
-    assert stored == {"encode", "shots", "dedup", "video_embedding", "audio_embedding"}
+    assert stored == {"encode", "shots", "dedup", "video_embedding", "audio_embedding", "title_embedding"}
     [attempt] = local_store.attempts_for(result.asset)
     assert (attempt.feature, attempt.retryable) == ("timed_text", False)

@@ -1,0 +1,59 @@
+"""MediaFM: contextual shot embeddings from a title's fused shot vectors, trained by masked shot modeling.
+
+Pure PyTorch and NumPy: the model (:mod:`.model`), masking and loss (:mod:`.masking`), training and
+checkpoints (:mod:`.training`), whole-title inference in overlapping windows (:mod:`.inference`),
+evaluation (:mod:`.evaluation`) and a synthetic catalogue with scene structure (:mod:`.synthetic`).
+"""
+
+from features.mediafm.evaluation import (
+    ProbeMetrics,
+    RetrievalMetrics,
+    labels_from_rows,
+    linear_probe,
+    masked_shot_retrieval,
+    neighbour_baseline,
+)
+from features.mediafm.inference import embed_title, plan_windows
+from features.mediafm.masking import choose_masked, mask_count, masked_cosine_loss
+from features.mediafm.model import PRESETS, MediaFM, MediaFMConfig, MediaFMOutput, config_preset
+from features.mediafm.synthetic import synthetic_catalogue
+from features.mediafm.training import (
+    Checkpoint,
+    HistoryPoint,
+    OptimizerKind,
+    StepReport,
+    TitleSequence,
+    TrainResult,
+    make_optimizers,
+    split_parameters,
+    train,
+)
+
+__all__ = [
+    "PRESETS",
+    "Checkpoint",
+    "HistoryPoint",
+    "MediaFM",
+    "MediaFMConfig",
+    "MediaFMOutput",
+    "OptimizerKind",
+    "ProbeMetrics",
+    "RetrievalMetrics",
+    "StepReport",
+    "TitleSequence",
+    "TrainResult",
+    "choose_masked",
+    "config_preset",
+    "embed_title",
+    "labels_from_rows",
+    "linear_probe",
+    "make_optimizers",
+    "mask_count",
+    "masked_cosine_loss",
+    "masked_shot_retrieval",
+    "neighbour_baseline",
+    "plan_windows",
+    "split_parameters",
+    "synthetic_catalogue",
+    "train",
+]
