@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.identity import attachment_set_key, value_key
+from features.identity import KeyPrefix, attachment_set_key
 from features.registry import Registry
 from features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from store import Store
@@ -18,7 +18,7 @@ from store import Store
 __all__ = ["Plan", "PlannedValue", "plan", "root_keys"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedValue:
     """One value of one asset: its key and the keys of the inputs it is computed from."""
 
@@ -70,16 +70,17 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     order = registry.closure(targets) if targets is not None else registry.order
     wanted = set(targets) if targets is not None else set(order)
     models = {name: registry[name].model_fingerprint() for name in order}
+    specs = [(name, registry[name], registry[name].input_names) for name in order]
+    prefixes = {name: KeyPrefix(spec.name, spec.version, spec.params, models[name]) for name, spec, _ in specs}
     roots = {i for name in order for i in registry[name].input_names if i in ROOT_INPUTS}
     unique_assets = list(dict.fromkeys(assets))
     attached = root_keys(store, unique_assets, roots)
     values: list[PlannedValue] = []
     for asset in unique_assets:
         keys: dict[str, str] = {SOURCE: asset, **{root: by_asset[asset] for root, by_asset in attached.items()}}
-        for name in order:
-            spec = registry[name]
-            inputs = tuple((i, keys[i]) for i in spec.input_names)
-            key = value_key(spec.name, spec.version, spec.params, models[name], [k for _, k in inputs])
+        for name, spec, input_names in specs:
+            inputs = tuple((i, keys[i]) for i in input_names)
+            key = prefixes[name].key([k for _, k in inputs])
             keys[name] = key
             values.append(PlannedValue(key, asset, spec, models[name], inputs))
     stored = frozenset(store.stored_keys(v.key for v in values))
@@ -98,7 +99,7 @@ def root_keys(store: Store, assets: Sequence[str], roots: Iterable[str]) -> dict
         if root in (SUBTITLES, TITLE):
             attached = store.attachments(assets, root)
             keys[root] = {
-                a: attachment_set_key(root, [(f.language, f.sha256) for f in attached.get(a, [])]) for a in assets
+                a: attachment_set_key(root, [(f.language, f.sha256) for f in attached.get(a, [])], a) for a in assets
             }
         elif root == MEDIAFM:
             promoted = store.promoted(MEDIAFM)

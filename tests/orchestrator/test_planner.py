@@ -140,3 +140,11 @@ def test_editing_a_synopsis_recomputes_only_what_reads_it(local_store: Store, tm
     assert local_store.title_metadata(first.asset) == TitleMetadata("Film", "A longer synopsis.")
     [same] = mesh.ingest([video], title=TitleMetadata(synopsis="A longer synopsis."))
     assert (same.computed, same.reused) == (0, 3)
+
+
+def test_assets_without_title_metadata_never_share_a_value_key(local_store: Store, tmp_path: Path) -> None:
+    registry = Registry([cf.size, cf.synopsis_length, cf.subtitle_files])
+    assets = _assets(local_store, tmp_path, 3)
+    the_plan = plan(local_store, registry, assets)
+    keys = [v.key for v in the_plan.values]
+    assert len(set(keys)) == len(keys) == 9
