@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
