@@ -431,9 +431,7 @@ class Store:
         with self.engine.connect() as conn:
             # One string back, too: fetching 100,000 one-column rows costs more than the lookup itself.
             found = conn.execute(
-                sa.text(
-                    "SELECT string_agg(key, ',') FROM feature_values WHERE key = ANY(CAST(:keys AS varchar[]))"
-                ),
+                sa.text("SELECT string_agg(key, ',') FROM feature_values WHERE key = ANY(CAST(:keys AS varchar[]))"),
                 {"keys": "{" + joined + "}"},
             ).scalar_one()
         return set(found.split(",")) if found else set()
