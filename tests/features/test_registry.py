@@ -62,15 +62,15 @@ def test_duplicate_name_names_both_definitions() -> None:
 
 def test_type_mismatch_between_producer_and_consumer() -> None:
     @feature(version="1")
-    def title(source: SourceMedia) -> str:
+    def headline(source: SourceMedia) -> str:
         return "x"
 
     @feature(version="1")
-    def shout(title: int) -> str:
+    def shout(headline: int) -> str:
         return "X"
 
-    with pytest.raises(InputTypeError, match=r"shout@1 annotates input 'title' as int, but 'title' produces str"):
-        Registry([title, shout])
+    with pytest.raises(InputTypeError, match=r"shout@1 annotates input 'headline' as int, but 'headline' produces str"):
+        Registry([headline, shout])
 
 
 def test_source_must_be_annotated_as_source_media() -> None:
