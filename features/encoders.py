@@ -30,6 +30,7 @@ from features.models import (
     load_text_model,
     model_fingerprint,
     resolve_model,
+    text_dimension,
 )
 from features.spec import feature
 from features.values import DedupMap, EncodedMedia, Shot, ShotEmbeddings, ShotTable, TimedText
@@ -111,7 +112,7 @@ def text_embedding(timed_text: TimedText, *, batch_size: int = 64) -> ShotEmbedd
     # Line breaks inside a cue are layout, not meaning; shots showing the same text share one encoding.
     texts = [" ".join(timed_text.shot_text(shot).split()) for shot in range(len(timed_text.per_shot))]
     distinct = list(dict.fromkeys(text for text in texts if text))
-    dim = _sentence_dim(model)
+    dim = text_dimension(model)
     data = np.zeros((len(texts), dim), np.float32)
     if distinct:
         encoded = model.encode(
@@ -339,11 +340,6 @@ def _shot_audio(audio: Array, shot: Shot) -> Array:
     start = max(round(shot.start_time * SAMPLE_RATE), 0)
     end = max(round(shot.end_time * SAMPLE_RATE), start)
     return audio[start:end]
-
-
-def _sentence_dim(model: Any) -> int:
-    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(get_dim())
 
 
 def _representatives(shots: ShotTable, dedup: DedupMap) -> list[int]:

@@ -181,6 +181,12 @@ def encoder_summary() -> dict[str, str]:
     }
 
 
+def text_dimension(model: Any) -> int:
+    """The width of a sentence-transformers model's embeddings (the method was renamed across versions)."""
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get_dim())
+
+
 def directory_fingerprint(path: Path) -> str:
     """SHA-256 over a model directory's weight and configuration files, by relative name in sorted order.
 

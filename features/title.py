@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.models import load_text_model, model_fingerprint, resolve_model
+from features.models import load_text_model, model_fingerprint, resolve_model, text_dimension
 from features.spec import feature
 from features.values import TitleEmbedding, TitleMetadata
 
@@ -16,8 +16,7 @@ def title_embedding(title: TitleMetadata) -> TitleEmbedding:
     """The sentence embedding of the title, synopsis and tags; zeros with ``present: False`` when there are none."""
     ref = resolve_model("text")
     model = load_text_model(ref)
-    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    dim = int(get_dim())
+    dim = text_dimension(model)
     text = title.text()
     meta = {"role": "text", "model": ref.source, "fingerprint": ref.fingerprint, "device": str(model.device)}
     if not text:

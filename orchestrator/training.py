@@ -237,8 +237,6 @@ def _shots(mesh: Mesh, key: str) -> ShotTable:
 
 def _text_dim() -> int:
     """The text encoder's width, for a [GLOBAL] projection even when no title in the catalogue has metadata."""
-    from features.models import load_text_model, resolve_model
+    from features.models import load_text_model, resolve_model, text_dimension
 
-    model = load_text_model(resolve_model("text"))
-    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(get_dim())
+    return text_dimension(load_text_model(resolve_model("text")))

@@ -184,11 +184,7 @@ class LocalBlobStore(BlobStore):
 
     def put_file(self, path: Path, sha256: str | None = None) -> BlobInfo:
         with path.open("rb") as source:
-            if sha256 is None:
-                sha256, size = _hash_stream(source)
-                source.seek(0)
-            else:
-                size = os.fstat(source.fileno()).st_size
+            sha256, size = _digest_and_size(source, sha256)
             key = blob_key(sha256)
             target = self._path(key)
             if _file_size(target) == size:
@@ -316,11 +312,7 @@ class S3BlobStore(BlobStore):
 
     def put_file(self, path: Path, sha256: str | None = None) -> BlobInfo:
         with path.open("rb") as source:
-            if sha256 is None:
-                sha256, size = _hash_stream(source)
-                source.seek(0)
-            else:
-                size = os.fstat(source.fileno()).st_size
+            sha256, size = _digest_and_size(source, sha256)
             key = blob_key(sha256)
             if self._stored_size(key) == size:
                 return BlobInfo(key, sha256, size)
@@ -642,3 +634,12 @@ def _check_read(key: str, data: bytes, where: str) -> None:
     sha256 = hashlib.sha256(data).hexdigest()
     if sha256 != _sha256_of_key(key):
         raise BlobIntegrityError(f"{key!r} read from {where} hashes to {sha256}", retryable=True)
+
+
+def _digest_and_size(source: IO[bytes], sha256: str | None) -> tuple[str, int]:
+    """The source's SHA-256 (hashed now unless given, then rewound) and its size."""
+    if sha256 is None:
+        digest, size = _hash_stream(source)
+        source.seek(0)
+        return digest, size
+    return sha256, os.fstat(source.fileno()).st_size
