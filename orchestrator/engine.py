@@ -73,7 +73,10 @@ class RunReport:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid``, after the name of the ``mediamesh worker`` whose flow run this process is, if any."""
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    name = os.environ.get("MEDIAMESH_WORKER_NAME")
+    return f"{name}@{here}" if name else here
 
 
 def execute(

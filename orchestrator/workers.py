@@ -1,0 +1,282 @@
+"""Distributed execution: two Prefect work pools, the deployment that computes values, and the workers.
+
+The pools are ``mediamesh-cpu`` and ``mediamesh-gpu`` (process pools), each with one deployment of the
+``mediamesh-compute`` flow. A flow run takes one asset and one pool and computes a *stage*: every value
+the asset lacks whose feature runs on that pool (``resources="gpu"`` on the GPU pool, the rest on the CPU
+pool) and whose inputs are stored or computed earlier in the same stage. When it ends, it hands the asset
+to whichever pool can now go on (the CPU stage's shots let the GPU stage's encoders start; their
+embeddings let the CPU stage's ``fused`` start), so one announcement carries an asset through the graph
+with no other call.
+
+Submitting is idempotent for ``MEDIAMESH_DISPATCH_WINDOW_S`` seconds: the same stage announced again
+within the window is the same flow run (a Prefect idempotency key). After the window a repeat makes a run
+that finds everything stored or claimed and does nothing. Values that already failed are left alone
+(``mediamesh backfill`` retries them); values another worker holds the claim of are left to it. A worker
+killed mid-value holds nothing any more (the claim is a Postgres session lock), so the next dispatch of
+that asset (``mediamesh watch`` reconciles periodically) hands the value to another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Collection, Sequence
+from typing import Any, Literal
+
+from prefect import flow
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.errors import MediameshError
+from features.spec import FeatureSpec
+from orchestrator.engine import execute
+from orchestrator.mesh import Mesh
+from orchestrator.planner import Plan, PlannedValue, plan
+from store import Store
+
+__all__ = [
+    "FLOW_NAME",
+    "POOLS",
+    "PoolSettings",
+    "Submitted",
+    "compute_values",
+    "ensure_deployments",
+    "pool_of",
+    "run_worker",
+    "stage",
+    "submit_stages",
+]
+
+log = logging.getLogger("mediamesh.workers")
+
+Pool = Literal["cpu", "gpu"]
+POOLS: tuple[Pool, ...] = ("cpu", "gpu")
+FLOW_NAME = "mediamesh-compute"
+ENTRYPOINT = "orchestrator.workers.compute_values"
+
+
+class PoolSettings(BaseSettings):
+    """Where work goes, from ``MEDIAMESH_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIAMESH_", extra="ignore")
+
+    execution: Literal["local", "pools"] = Field(
+        default="local", description="local: compute in the process that asks; pools: submit to the work pools."
+    )
+    cpu_pool: str = Field(default="mediamesh-cpu", description="The Prefect work pool of CPU workers.")
+    gpu_pool: str = Field(default="mediamesh-gpu", description="The Prefect work pool of GPU workers.")
+    dispatch_window_s: float = Field(default=30.0, gt=0, description="Repeats of a stage within this are one run.")
+    worker_name: str | None = Field(default=None, description="Set by `mediamesh worker` for its flow runs.")
+    worker_threads: int = Field(default=1, ge=1, description="Values a flow run computes at once.")
+
+    def pool_name(self, pool: Pool) -> str:
+        return self.gpu_pool if pool == "gpu" else self.cpu_pool
+
+
+@dataclasses.dataclass(frozen=True)
+class Submitted:
+    """A stage handed to a pool: the flow run that will compute ``values`` of ``asset``."""
+
+    asset: str
+    pool: Pool
+    values: int
+    flow_run_id: str
+
+
+class PoolError(MediameshError):
+    """The Prefect API refused or could not be reached."""
+
+    retryable = True
+
+
+def pool_of(spec: FeatureSpec) -> Pool:
+    return "gpu" if spec.resources == "gpu" else "cpu"
+
+
+def stage(the_plan: Plan, asset: str, pool: Pool, leave: Collection[str] = ()) -> tuple[PlannedValue, ...]:
+    """What ``pool`` can compute of ``asset`` now: missing values of its kind whose inputs are stored or
+    come earlier in the stage, except the keys in ``leave`` (failed, or claimed by a live worker)."""
+    ready = set(the_plan.stored)
+    out: list[PlannedValue] = []
+    for value in the_plan.missing:  # dependency order
+        if value.asset != asset or value.key in leave or pool_of(value.spec) != pool:
+            continue
+        if all(k in ready for k in value.upstream_keys):
+            out.append(value)
+            ready.add(value.key)
+    return tuple(out)
+
+
+def keys_to_leave(store: Store, assets: Sequence[str]) -> set[str]:
+    """Keys a dispatch must not hand out: values that failed, and values a live worker holds the claim of."""
+    leave: set[str] = set()
+    for asset in assets:
+        leave.update(a.value_key for a in store.attempts_for(asset))
+        leave.update(c["value_key"] for c in store.live_claims(asset))
+    return leave
+
+
+def submit_stages(
+    mesh: Mesh,
+    assets: Sequence[str],
+    *,
+    trigger: str,
+    pools: Collection[Pool] = POOLS,
+    settings: PoolSettings | None = None,
+) -> list[Submitted]:
+    """Hand each asset's ready stages to the pools; the flow runs made (or found, within the window)."""
+    settings = settings or PoolSettings()
+    assets = list(dict.fromkeys(assets))
+    if not assets:
+        return []
+    the_plan = plan(mesh.store, mesh.registry, assets, mesh.default_targets())
+    if not the_plan.missing:
+        return []
+    leave = keys_to_leave(mesh.store, assets)
+    wanted = [
+        (asset, pool, todo)
+        for asset in assets
+        for pool in POOLS
+        if pool in pools and (todo := stage(the_plan, asset, pool, leave))
+    ]
+    if not wanted:
+        return []
+    from prefect.client.orchestration import get_client
+
+    window = int(time.time() // settings.dispatch_window_s)
+    submitted: list[Submitted] = []
+    try:
+        with get_client(sync_client=True) as client:
+            deployments = ensure_deployments(client, settings)
+            for asset, pool, todo in wanted:
+                digest = hashlib.sha256("\n".join(v.key for v in todo).encode()).hexdigest()[:16]
+                run = client.create_flow_run_from_deployment(
+                    deployments[pool],
+                    parameters={"asset": asset, "pool": pool, "trigger": trigger},
+                    name=f"{pool}-{asset[:12]}-{digest[:6]}",
+                    tags=[f"asset:{asset[:12]}", f"pool:{pool}", trigger],
+                    idempotency_key=f"{pool}:{asset}:{digest}:{window}",
+                )
+                submitted.append(Submitted(asset, pool, len(todo), str(run.id)))
+    except MediameshError:
+        raise
+    except Exception as exc:  # httpx and Prefect errors alike: the API could not take the work
+        raise PoolError(f"cannot submit work to the Prefect API: {type(exc).__name__}: {exc}") from exc
+    return submitted
+
+
+_ensured: dict[tuple[str, str, str], dict[Pool, Any]] = {}
+
+
+def ensure_deployments(client: Any, settings: PoolSettings | None = None) -> dict[Pool, Any]:
+    """Create the work pools and the compute deployment in each, unless they exist; their deployment ids."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.utilities.callables import parameter_schema
+
+    settings = settings or PoolSettings()
+    cache_key = (str(client.api_url), settings.cpu_pool, settings.gpu_pool)
+    if cache_key in _ensured:
+        return _ensured[cache_key]
+    flow_id = client.create_flow_from_name(FLOW_NAME)
+    schema = parameter_schema(compute_values.fn).model_dump_for_openapi()
+    ids: dict[Pool, Any] = {}
+    for pool in POOLS:
+        name = settings.pool_name(pool)
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            description = f"mediamesh {pool.upper()} workers: features with resources={pool!r}"
+            if pool == "cpu":
+                description = "mediamesh CPU workers: every feature not marked resources='gpu'"
+            with contextlib.suppress(ObjectAlreadyExists):  # another worker made it first
+                client.create_work_pool(WorkPoolCreate(name=name, type="process", description=description))
+        ids[pool] = client.create_deployment(
+            flow_id=flow_id,
+            name=pool,
+            work_pool_name=name,
+            entrypoint=ENTRYPOINT,
+            parameter_openapi_schema=schema,
+            description=f"Compute the {pool.upper()} stage of an asset: what it lacks that {name} runs.",
+            tags=["mediamesh"],
+        )
+    _ensured[cache_key] = ids
+    return ids
+
+
+@flow(name=FLOW_NAME, persist_result=False, log_prints=False)
+def compute_values(asset: str, pool: Pool = "cpu", trigger: str = "dispatch") -> dict[str, int]:
+    """One stage of one asset on this pool's worker; then the next stages go to their pools."""
+    settings = PoolSettings()
+    with Mesh.open() as mesh:
+        the_plan = plan(mesh.store, mesh.registry, [asset], mesh.default_targets())
+        todo = stage(the_plan, asset, pool, {a.value_key for a in mesh.store.attempts_for(asset)})
+        report = execute(
+            mesh.store,
+            mesh.registry,
+            dataclasses.replace(the_plan, missing=todo),
+            trigger=f"{trigger}-{pool}",
+            max_workers=settings.worker_threads,
+        )
+        # What this stage stored may let either pool go on (a failure leaves its dependents alone).
+        following = submit_stages(mesh, [asset], trigger=trigger, settings=settings)
+    for s in following:
+        log.info("handed %d value(s) of %s to the %s pool", s.values, asset[:12], s.pool)
+    return {"computed": report.computed, "reused": report.reused, "failed": report.failed}
+
+
+def worker_name(pool: Pool) -> str:
+    return f"{pool}-{socket.gethostname()}-{os.getpid()}"
+
+
+def run_worker(
+    pool: Pool,
+    *,
+    api_url: str,
+    limit: int,
+    name: str | None = None,
+    threads: int = 1,
+    poll_s: float = 2.0,
+    healthcheck_port: int | None = None,
+    settings: PoolSettings | None = None,
+) -> None:
+    """Serve ``pool`` until interrupted: a Prefect process worker that runs ``limit`` flow runs at once.
+
+    The worker's environment (``MEDIAMESH_*`` included) is its flow runs' environment; ``name`` and
+    ``threads`` reach them as ``MEDIAMESH_WORKER_NAME`` and ``MEDIAMESH_WORKER_THREADS``.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_WORKER_QUERY_SECONDS,
+        PREFECT_WORKER_WEBSERVER_PORT,
+        temporary_settings,
+    )
+    from prefect.workers.process import ProcessWorker
+
+    settings = settings or PoolSettings()
+    name = name or worker_name(pool)
+    # Flow runs are subprocesses that inherit this environment, and import what this process can import
+    # from its working directory (feature modules named in MEDIAMESH_FEATURES, say).
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+    os.environ["PREFECT_API_URL"] = api_url
+    os.environ["MEDIAMESH_WORKER_NAME"] = name
+    os.environ["MEDIAMESH_WORKER_THREADS"] = str(threads)
+    updates: dict[Any, Any] = {PREFECT_API_URL: api_url, PREFECT_WORKER_QUERY_SECONDS: poll_s}
+    if healthcheck_port is not None:
+        updates[PREFECT_WORKER_WEBSERVER_PORT] = healthcheck_port
+    with temporary_settings(updates=updates):
+        with get_client(sync_client=True) as client:
+            ensure_deployments(client, settings)
+
+        async def serve() -> None:
+            worker = ProcessWorker(work_pool_name=settings.pool_name(pool), name=name, limit=limit)
+            await worker.start(with_healthcheck=healthcheck_port is not None, printer=log.info)
+
+        asyncio.run(serve())
