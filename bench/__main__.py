@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from bench import encoders, mediafm, planning, read, reingest, shots
+from bench import encoders, mediafm, orchestration, planning, read, reingest, shots
 from bench.context import Context, Services
 from bench.harness import Figure
 from bench.report import print_report, write_results
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "reingest": reingest.run,
     "read": read.run,
     "plan": planning.run,
+    "orchestration": orchestration.run,
     "encoders": encoders.run,
     "mediafm": mediafm.run,
 }
