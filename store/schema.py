@@ -26,6 +26,7 @@ __all__ = [
     "attachments",
     "attempts",
     "claims",
+    "feature_promotions",
     "feature_versions",
     "lineage",
     "metadata",
@@ -172,4 +173,14 @@ promotions = Table(
     Column("artefact_id", String(64), ForeignKey("artefacts.id"), nullable=False),
     Column("promoted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_promotions_kind", "kind", "promoted_at"),
+)
+
+feature_promotions = Table(
+    "feature_promotions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("feature", Text, nullable=False),
+    Column("version", Text, nullable=False, comment="the version default readers get from promoted_at on"),
+    Column("promoted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_feature_promotions_feature", "feature", "promoted_at"),
 )

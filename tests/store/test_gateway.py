@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from datetime import UTC, datetime
@@ -279,3 +280,34 @@ def test_artefacts_are_stored_by_content_and_promotion_switches_at_once(store: S
     other = store.put_artefact("probe", b"a probe", {})
     with pytest.raises(ArtefactNotFoundError, match="is a 'probe', not a 'mediafm'"):
         store.promote("mediafm", other.id)
+
+
+def test_feature_promotion_needs_a_stored_version_and_its_history_is_append_only(
+    local_store: Store, clip: Path
+) -> None:
+    from store import ValueNotFoundError
+
+    asset, _ = local_store.register_asset(clip, name="clip")
+    assert local_store.promoted_version("shots") is None
+    with pytest.raises(ValueNotFoundError, match=r"no asset has a stored shots@1; compute it before promoting it"):
+        local_store.promote_feature("shots", "1")
+    table = ShotTable.from_frames(24.0, [(0, 10)])
+    local_store.put_value(_new(asset.id, _key(11)), table)
+    local_store.put_value(dataclasses.replace(_new(asset.id, _key(12)), version="2"), table)
+    local_store.promote_feature("shots", "2")
+    assert local_store.promoted_version("shots") == "2"
+    local_store.promote_feature("shots", "1")  # rolling back is another promotion
+    assert (local_store.promoted_version("shots"), local_store.promoted_version("encode")) == ("1", None)
+    assert local_store.version_coverage("shots", "2") == (1, 1)
+    assert local_store.version_coverage("shots", "3") == (0, 1)
+    for statement in (
+        "UPDATE feature_promotions SET version = '2'",
+        "DELETE FROM feature_promotions",
+        "TRUNCATE feature_promotions",
+    ):
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="on feature_promotions is not allowed"),
+            local_store.engine.begin() as conn,
+        ):
+            conn.execute(sa.text(statement))
+    assert local_store.promoted_version("shots") == "1"
