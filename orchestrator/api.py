@@ -19,7 +19,6 @@ and computes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import io
 import json
@@ -28,33 +27,27 @@ import mimetypes
 import os
 import tempfile
 import threading
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import sqlalchemy.exc
-import urllib3
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from minio import Minio
-from minio.error import MinioException, S3Error, ServerError
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from features.errors import DefinitionError, MediameshError, TransientError
-from features.spec import FeatureSpec
+from features.errors import DefinitionError, MediameshError
 from features.values import ArrayValue, DedupMap, FileValue, JsonValue, ShotEmbeddings, ShotTable, TimedText
-from orchestrator.events import Announcement, S3Notification, announcements
+from orchestrator.dispatch import Dispatcher, dispatcher
+from orchestrator.events import Announcement, FilerEvent, S3Notification, announcements, filer_announcements
 from orchestrator.mesh import Mesh
 from orchestrator.planner import plan
 from store import (
@@ -66,15 +59,13 @@ from store import (
     ValueNotFoundError,
     ValueRecord,
 )
+from store.landing import LandingObjectError, LandingReader
 
 __all__ = ["ApiSettings", "create_app", "serve"]
 
 log = logging.getLogger("mediamesh.api")
 
-_CHUNK = 1 << 20
-_RETRYABLE_S3_CODES = frozenset(
-    {"InternalError", "OperationAborted", "RequestTimeout", "ServiceUnavailable", "SlowDown"}
-)
+_Event = TypeVar("_Event", bound=BaseModel)
 _NO_TOKEN = "no API token configured: set MEDIAMESH_API_TOKEN"
 # Version strings are free-form, but never carry control characters.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -87,7 +78,7 @@ _FeatureName = Annotated[str, PathParam(description="A feature of the registry, 
 _Version = Annotated[
     str | None,
     Query(
-        description="Feature version; default: the registry's current, else the newest.",
+        description="Feature version; default: the promoted version, else the registry's current, else the newest.",
         min_length=1,
         max_length=100,
         pattern=_PRINTABLE,
@@ -235,8 +226,8 @@ def create_app(
     ``store_settings`` (default: ``MEDIAMESH_*``) names the S3 endpoint landing buckets are read from.
     """
     meshes = _MeshHolder(mesh_factory)
-    runs = _Runs()
-    landing = _Landing(store_settings or StoreSettings())
+    runs = dispatcher()
+    landing = LandingReader(store_settings or StoreSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -309,7 +300,7 @@ def create_app(
         """What produced a value: its identity, lineage, worker, device and timings."""
         mesh = meshes.get()
         spec = mesh.registry.resolve(feature)
-        record, current = _find_record(mesh, _resolve_asset(mesh.store, asset), spec, version)
+        record, current = mesh.find(_resolve_asset(mesh.store, asset), spec.name, version)
         inputs = []
         for name, key in mesh.store.lineage(record.key):
             upstream = mesh.store.value(key)
@@ -380,7 +371,7 @@ def create_app(
             raise HTTPException(422, f"t1 ({t1}) must be after t0 ({t0})")
         mesh = meshes.get()
         spec = mesh.registry.resolve(feature)
-        record, _current = _find_record(mesh, _resolve_asset(mesh.store, asset), spec, version)
+        record, _current = mesh.find(_resolve_asset(mesh.store, asset), spec.name, version)
         if record.payload_kind == "file" and (by_shot or by_time):
             raise HTTPException(422, f"{record.ref} is a media file; it cannot be sliced by shot or time")
         if format == "npy" and record.payload_kind != "array":
@@ -424,19 +415,30 @@ def create_app(
         record = mesh.store.asset(_resolve_asset(mesh.store, asset))
         return AssetOut(id=record.id, size=record.size, names=list(record.names), created_at=record.created_at)
 
+    event_responses: dict[int | str, dict[str, Any]] = {
+        **errors,
+        400: {"model": ErrorOut, "description": "Malformed JSON."},
+        413: {"model": ErrorOut, "description": "The body is too large."},
+        415: {"model": ErrorOut, "description": "The body is not JSON."},
+        422: {"description": "The JSON is not an event of this kind."},
+    }
+
+    async def parsed(request: Request, model: type[_Event]) -> _Event:
+        body = await _read_json(request, settings.max_body_bytes)
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+            ) from None
+
     @app.post(
         "/events/s3",
         response_model=EventsOut,
         status_code=202,
         tags=["events"],
         dependencies=writer,
-        responses={
-            **errors,
-            400: {"model": ErrorOut, "description": "Malformed JSON."},
-            413: {"model": ErrorOut, "description": "The body is too large."},
-            415: {"model": ErrorOut, "description": "The body is not JSON."},
-            422: {"description": "The JSON is not an S3 event notification."},
-        },
+        responses=event_responses,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -451,14 +453,31 @@ def create_app(
         unsafe key, a foreign bucket or a missing object is an ``error`` for that record alone. When the object
         store or the database is unreachable the answer is 503, so that the sender retries.
         """
-        body = await _read_json(request, settings.max_body_bytes)
-        try:
-            notification = S3Notification.model_validate(body)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
-            ) from None
-        found = announcements(notification, settings.landing_buckets)
+        found = announcements(await parsed(request, S3Notification), settings.landing_buckets)
+        results, queued = await run_in_threadpool(_register_all, meshes.get(), landing, runs, found)
+        return EventsOut(results=results, queued=queued)
+
+    @app.post(
+        "/events/seaweedfs",
+        response_model=EventsOut,
+        status_code=202,
+        tags=["events"],
+        dependencies=writer,
+        responses=event_responses,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _inline_schema(FilerEvent)}},
+            }
+        },
+    )
+    async def seaweedfs_event(request: Request) -> EventsOut:
+        """Register the file a SeaweedFS filer webhook event announces (``notification.webhook``), as for S3.
+
+        A file created or rewritten under ``/buckets/BUCKET/`` of a landing bucket counts; folders and other
+        events are ignored.
+        """
+        found = filer_announcements(await parsed(request, FilerEvent), settings.landing_buckets)
         results, queued = await run_in_threadpool(_register_all, meshes.get(), landing, runs, found)
         return EventsOut(results=results, queued=queued)
 
@@ -636,19 +655,6 @@ def _names_a_path(ref: str) -> bool:
     return True
 
 
-def _find_record(mesh: Mesh, asset: str, spec: FeatureSpec, version: str | None) -> tuple[ValueRecord, bool]:
-    """The value ``Mesh.read`` would return, without loading it, and whether the current definition made it."""
-    current_key = plan(mesh.store, mesh.registry, [asset], [spec.name]).key_of(asset, spec.name)
-    record = mesh.store.value(current_key) if version is None or version == spec.version else None
-    if record is None:
-        candidates = mesh.store.values_for(asset, spec.name, version)
-        record = candidates[0] if candidates else None
-    if record is None:
-        which = f"{spec.name}@{version}" if version else spec.name
-        raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}")
-    return record, record.key == current_key
-
-
 def _value_response(
     mesh: Mesh,
     record: ValueRecord,
@@ -794,120 +800,8 @@ def _json_rows(array: np.ndarray[Any, Any]) -> Any:
 # ---- S3 events
 
 
-class _LandingObjectError(MediameshError):
-    """A landing object cannot be read (missing, refused); announcing it again will not help."""
-
-
-@dataclass
-class _Landing:
-    """Reads landing objects from the S3 endpoint the store is configured with (``MEDIAMESH_S3_*``)."""
-
-    settings: StoreSettings
-    _client: Any = None
-
-    def download(self, bucket: str, key: str, dest: Path) -> str:
-        """Write the object to ``dest``; its SHA-256."""
-        client = self._connect()
-        digest = hashlib.sha256()
-        where = f"s3://{bucket}/{key}"
-        try:
-            response = client.get_object(bucket, key)
-            try:
-                with dest.open("wb") as out:
-                    for chunk in response.stream(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            finally:
-                response.close()
-                response.release_conn()
-        except S3Error as exc:
-            status = exc.response.status if exc.response is not None else 0
-            if exc.code in _RETRYABLE_S3_CODES or status >= 500:
-                raise TransientError(f"{where}: the object store failed: {exc.code}") from exc
-            raise _LandingObjectError(f"{where}: {exc.code}: {exc.message}") from exc
-        except (ServerError, urllib3.exceptions.HTTPError) as exc:
-            raise TransientError(f"{where}: the object store is unreachable: {type(exc).__name__}") from exc
-        except (MinioException, ValueError) as exc:
-            raise _LandingObjectError(f"{where}: {exc}") from exc
-        return digest.hexdigest()
-
-    def _connect(self) -> Any:
-        if self._client is None:
-            endpoint = self.settings.s3_endpoint
-            if not endpoint:
-                raise HTTPException(503, "no S3 endpoint configured for landing buckets: set MEDIAMESH_S3_ENDPOINT")
-            host, secure = _split_endpoint(endpoint, self.settings.s3_secure)
-            http = urllib3.PoolManager(
-                # The SDK's default connect timeout is minutes; a sender waits on this answer.
-                timeout=urllib3.Timeout(connect=10, read=120),
-                retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
-            )
-            self._client = Minio(
-                host,
-                access_key=self.settings.s3_access_key or None,
-                secret_key=self.settings.s3_secret_key or None,
-                secure=secure,
-                http_client=http,
-            )
-        return self._client
-
-
-def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
-    """``host:port`` for the SDK and whether to use TLS, as the store reads ``MEDIAMESH_S3_ENDPOINT``."""
-    if "://" in endpoint:
-        parts = urllib.parse.urlsplit(endpoint)
-        return parts.netloc, parts.scheme == "https"
-    return endpoint, secure
-
-
-class _Runs:
-    """Computes what newly announced assets lack, one run at a time, on a background thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queued: set[str] = set()
-        self._executor: ThreadPoolExecutor | None = None
-
-    def submit(self, mesh: Mesh, assets: Sequence[str], names: dict[str, str]) -> list[str]:
-        """Queue a run for ``assets`` not already waiting for one; the assets queued."""
-        with self._lock:
-            fresh = [a for a in dict.fromkeys(assets) if a not in self._queued]
-            if not fresh:
-                return []
-            self._queued.update(fresh)
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediamesh-events")
-            self._executor.submit(self._run, mesh, fresh, names)
-        return fresh
-
-    def shutdown(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
-
-    def _run(self, mesh: Mesh, assets: list[str], names: dict[str, str]) -> None:
-        with self._lock:  # from now on, a new announcement of these assets queues another run
-            self._queued.difference_update(assets)
-        try:
-            # Planned afresh: an earlier run may have computed some of it since the event was answered.
-            report = mesh.run(
-                plan(mesh.store, mesh.registry, assets, mesh.default_targets()), trigger="s3-event", names=names
-            )
-        except Exception:  # the event is answered already; the log and `status` are where this shows
-            log.exception("computing %d announced asset(s) failed", len(assets))
-            return
-        log.info(
-            "s3-event run %s: computed %d, reused %d, failed %d",
-            report.run_id[:8],
-            report.computed,
-            report.reused,
-            report.failed,
-        )
-
-
 def _register_all(
-    mesh: Mesh, landing: _Landing, runs: _Runs, found: Sequence[Announcement]
+    mesh: Mesh, landing: LandingReader, runs: Dispatcher, found: Sequence[Announcement]
 ) -> tuple[list[EventResult], int]:
     """Register each new object (download, hash, store); queue a run for what the registered assets lack."""
     results: list[EventResult] = []
@@ -929,17 +823,17 @@ def _register_all(
     the_plan = plan(mesh.store, mesh.registry, list(names), mesh.default_targets())
     missing = {asset: sum(1 for v in the_plan.missing if v.asset == asset) for asset in names}
     results = [r.model_copy(update={"missing": missing[r.asset]}) if r.asset in missing else r for r in results]
-    queued = runs.submit(mesh, [a for a, n in missing.items() if n], names)
+    queued = runs.submit(mesh, [a for a, n in missing.items() if n], names, trigger="s3-event")
     return results, len(queued)
 
 
-def _register_one(store: Store, landing: _Landing, bucket: str, key: str) -> EventResult:
+def _register_one(store: Store, landing: LandingReader, bucket: str, key: str) -> EventResult:
     name = f"s3://{bucket}/{key}"
     with tempfile.TemporaryDirectory(prefix="mediamesh-landing-") as tmp:
         path = Path(tmp) / "object"
         try:
             sha256 = landing.download(bucket, key, path)
-        except _LandingObjectError as exc:
+        except LandingObjectError as exc:
             return EventResult(bucket=bucket, key=key, status="error", detail=str(exc))
         asset, new = store.register_asset(path, name=name, sha256=sha256)
     detail = "new bytes" if new else "known bytes; the name is recorded"

@@ -173,7 +173,9 @@ def status(
 def read(
     asset: Annotated[str, typer.Argument(help="Asset id, unique prefix, or an ingested file.")],
     feature: Annotated[str, typer.Argument(help="Feature name, e.g. shots.")],
-    version: Annotated[str | None, typer.Option(help="Feature version (default: the registry's).")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Feature version (default: the promoted one, else the registry's).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the value as JSON.")] = False,
     to: Annotated[Path | None, typer.Option("--out", help="Write the value to a file (.npy for arrays).")] = None,
 ) -> None:
@@ -304,15 +306,41 @@ def backfill(
 
 @app.command()
 def promote(
-    kind: Annotated[str, typer.Argument(help="What to promote: 'mediafm'.")],
-    checkpoint: Annotated[str, typer.Argument(help="The checkpoint id (or a unique prefix) from `mediamesh train`.")],
+    what: Annotated[str, typer.Argument(help="FEATURE@VERSION, or 'mediafm' for a trained checkpoint.")],
+    checkpoint: Annotated[
+        str | None,
+        typer.Argument(help="With 'mediafm': the checkpoint id (or a unique prefix) from `mediamesh train`."),
+    ] = None,
 ) -> None:
-    """Make a trained checkpoint the one the contextual features use; values of older ones stay readable."""
-    if kind != MEDIAFM:
-        raise typer.BadParameter(f"only {MEDIAFM!r} checkpoints can be promoted", param_hint="KIND")
+    """Switch default readers of a feature to VERSION at once, or make a trained checkpoint the one the
+    contextual features use. Readers pinned to a version keep it; nothing stored stops being readable.
+    """
+    if what == MEDIAFM:
+        if checkpoint is None:
+            raise typer.BadParameter("give the checkpoint id from `mediamesh train`", param_hint="CHECKPOINT")
+        with Mesh.open() as mesh:
+            record = mesh.store.promote(MEDIAFM, checkpoint)
+        out.print(f"promoted {what} checkpoint {record.id[:12]}; compute it with: mediamesh backfill contextual")
+        return
+    name, _, version = what.partition("@")
+    if not name or not version or checkpoint is not None:
+        raise typer.BadParameter(f"give FEATURE@VERSION (e.g. shots@2) or 'mediafm CHECKPOINT', not {what!r}")
     with Mesh.open() as mesh:
-        record = mesh.store.promote(MEDIAFM, checkpoint)
-    out.print(f"promoted {kind} checkpoint {record.id[:12]}; compute it with: mediamesh backfill contextual")
+        spec = mesh.registry.resolve(name)
+        mesh.store.promote_feature(spec.name, version)
+        having, total = mesh.store.version_coverage(spec.name, version)
+    out.print(f"default readers of {spec.name} now get {spec.name}@{version}; {having} of {total} assets have it")
+    if having < total:
+        how = (
+            f"mediamesh backfill {spec.ref}"
+            if version == spec.version
+            else f"the registry is at {spec.ref}, so backfill with one at {spec.name}@{version}"
+        )
+        err.print(
+            f"[yellow]warning:[/yellow] {total - having} of {total} assets lack {spec.name}@{version}, so default "
+            f"readers get nothing for them; backfill first ({how})",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -430,6 +458,159 @@ def stop() -> None:
     """Stop the local Prefect server this home started (the embedded Postgres stops on its own)."""
     stopped = stop_prefect_server(StoreSettings().home_dir)
     out.print("stopped the local Prefect server" if stopped else "no local Prefect server was running")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs): reads by version, and S3 / SeaweedFS event webhooks.
+
+    Configured by MEDIAMESH_API_TOKEN, MEDIAMESH_API_OPEN_READS, MEDIAMESH_API_LANDING_BUCKETS and the store's
+    MEDIAMESH_* variables; MEDIAMESH_EXECUTION=pools hands announced work to the worker pools.
+    """
+    from orchestrator.api import ApiSettings
+    from orchestrator.api import serve as run_api
+
+    run_api(host, port, ApiSettings())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest migration; with PREFECT_API_URL set, create the work pools and
+    deployments too. Safe to run again, and from several processes at once."""
+    settings = StoreSettings()
+    with Mesh.open(settings=settings) as mesh:
+        url = mesh.store.engine.url.render_as_string(hide_password=True)
+        blobs = mesh.store.blobs.describe()
+    out.print(f"database {url} is up to date; object store {blobs}", highlight=False)
+    if os.environ.get("PREFECT_API_URL"):
+        from prefect.client.orchestration import get_client
+
+        from orchestrator.workers import PoolSettings, ensure_deployments
+
+        pools = PoolSettings()
+        with get_client(sync_client=True) as client:
+            ensure_deployments(client, pools)
+        out.print(f"work pools {pools.cpu_pool} and {pools.gpu_pool} with their deployments are in place")
+
+
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="cpu: every feature not marked gpu; gpu: resources='gpu' features.")],
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Flow runs at once (default: 1 per visible GPU on the gpu pool, 1 on the cpu pool)."),
+    ] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Values one flow run computes at once.")] = 1,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: POOL-HOST-PID).")] = None,
+    poll: Annotated[float, typer.Option(min=0.2, help="Seconds between polls of the work pool.")] = 2.0,
+    healthcheck_port: Annotated[
+        int | None, typer.Option(help="Serve GET /health on this port (Prefect's worker health check).")
+    ] = None,
+) -> None:
+    """Compute values handed to a work pool, until interrupted (Ctrl-C or SIGTERM)."""
+    from orchestrator.prefect_server import prefect_api_url
+    from orchestrator.workers import run_worker
+
+    if pool not in ("cpu", "gpu"):
+        raise typer.BadParameter("choose cpu or gpu", param_hint="--pool")
+    if limit is None:
+        limit = _visible_gpus() if pool == "gpu" else 1
+    if limit < 1:
+        raise typer.BadParameter("at least 1", param_hint="--limit")
+    api_url = prefect_api_url(StoreSettings().home_dir, on_start=lambda: err.print("starting the local Prefect server"))
+    err.print(f"{pool} worker: {limit} flow run(s) at once, {threads} value(s) each; Prefect API {api_url}")
+    try:
+        run_worker(
+            "gpu" if pool == "gpu" else "cpu",
+            api_url=api_url,
+            limit=limit,
+            name=name,
+            threads=threads,
+            poll_s=poll,
+            healthcheck_port=healthcheck_port,
+        )
+    except KeyboardInterrupt:
+        err.print("worker stopped")
+
+
+def _visible_gpus() -> int:
+    """One flow run per GPU: CUDA devices torch sees, at least 1 (a GPU-pool worker without one uses the CPU)."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+@app.command()
+def watch(
+    source: Annotated[str, typer.Argument(help="s3://BUCKET[/PREFIX] (read with MEDIAMESH_S3_*) or a directory.")],
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 60.0,
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+) -> None:
+    """Reconcile a landing prefix or a directory with the store: register what events missed and hand on what
+    any asset there lacks (to the work pools with MEDIAMESH_EXECUTION=pools, else computed here)."""
+    import time
+
+    from orchestrator.dispatch import PoolRuns
+    from orchestrator.planner import plan
+    from orchestrator.watch import Watcher
+    from orchestrator.workers import PoolSettings
+
+    settings = PoolSettings()
+    with Mesh.open() as mesh:
+        pools = PoolRuns(settings) if settings.execution == "pools" else None
+
+        def dispatch(assets: list[str], names: dict[str, str]) -> list[str]:
+            if pools is not None:
+                return pools.submit(mesh, assets, names, trigger="watch")
+            the_plan = plan(mesh.store, mesh.registry, assets, mesh.default_targets())
+            if not the_plan.missing:
+                return []
+            with _progress() as progress:
+                mesh.run(the_plan, trigger="watch", names=names, progress=_RichProgress(progress))
+            return list(dict.fromkeys(v.asset for v in the_plan.missing))
+
+        watcher = Watcher(mesh, source, dispatch)
+        where = "the work pools" if pools is not None else "this process"
+        err.print(f"watching {source} every {interval:g} s; work goes to {where}")
+        try:
+            while True:
+                done = watcher.reconcile()
+                out.print(
+                    f"{done.listed} object(s), {len(done.registered)} new, {len(done.dispatched)} asset(s) handed on, "
+                    f"{len(done.errors)} error(s)",
+                    highlight=False,
+                )
+                for message in done.errors:
+                    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+                if once:
+                    raise typer.Exit(1 if done.errors else 0)
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            err.print("watch stopped")
+
+
+@app.command(name="dev-stack")
+def dev_stack(
+    port: Annotated[int, typer.Option(help="API port (0: any free port).")] = 8000,
+    landing_bucket: Annotated[str, typer.Option(help="The bucket whose new objects are ingested.")] = "landing",
+) -> None:
+    """The whole service on this machine, without Docker: embedded Postgres, SeaweedFS S3 with a landing bucket
+    that notifies the API, the Prefect server, the API, a CPU worker and a GPU-pool worker. Writes
+    $MEDIAMESH_HOME/stack.json; Ctrl-C or SIGTERM stops everything it started."""
+    from orchestrator.devstack import DevStack
+
+    settings = StoreSettings()
+    try:
+        with DevStack(settings.home_dir, api_port=port, landing_bucket=landing_bucket, log=err.print) as stack:
+            out.print_json(json.dumps(stack.info))
+            err.print(f"stack.json: {stack.info_path}; Ctrl-C to stop")
+            stack.wait()
+    except KeyboardInterrupt:
+        pass
+    err.print("dev stack stopped")
 
 
 @app.command()

@@ -138,7 +138,7 @@ class _Runner:
     ) -> dict[str, tuple[str, BaseException | None]]:
         from prefect import flow, task
         from prefect.cache_policies import NO_CACHE
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
         from prefect.task_runners import ThreadPoolTaskRunner
 
         # Prefect's overloads do not admit every valid combination of options.
@@ -179,7 +179,11 @@ class _Runner:
                     results[key] = (SKIPPED, None)
             return results
 
-        settings = {PREFECT_API_URL: api_url} if api_url else {}
+        # No flow heartbeat: a dead run's claims free its values, and Prefect 3.8 makes every flow wait for
+        # its heartbeat thread's next one-second tick as it ends.
+        settings: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        if api_url:
+            settings[PREFECT_API_URL] = api_url
         with temporary_settings(updates=settings):
             return mediamesh_run()
 

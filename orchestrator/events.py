@@ -22,13 +22,16 @@ from features.errors import MediameshError
 __all__ = [
     "Announcement",
     "EventRejectedError",
+    "FilerEvent",
     "S3Bucket",
     "S3Entity",
     "S3Notification",
     "S3Object",
     "S3Record",
     "announcements",
+    "filer_announcements",
     "object_key",
+    "safe_key",
 ]
 
 # S3 limits a key to 1,024 bytes of UTF-8.
@@ -113,6 +116,11 @@ def object_key(raw: str) -> str:
         key = urllib.parse.unquote_plus(raw, errors="strict")
     except UnicodeDecodeError:
         raise EventRejectedError(f"object key {raw!r} is not valid UTF-8 once URL-decoded") from None
+    return safe_key(key)
+
+
+def safe_key(key: str) -> str:
+    """``key`` itself (not URL-encoded), unless it is unsafe to use as a name (see :func:`object_key`)."""
     if not key:
         raise EventRejectedError("the object key is empty")
     if len(key.encode()) > MAX_KEY_BYTES:
@@ -126,6 +134,50 @@ def object_key(raw: str) -> str:
     if ".." in key.split("/"):
         raise EventRejectedError(f"object key {key!r} has a '..' segment")
     return key
+
+
+class FilerEntry(_Model):
+    name: str = ""
+    is_directory: bool = False
+
+
+class FilerMessage(_Model):
+    new_entry: FilerEntry | None = None
+    new_parent_path: str | None = None
+
+
+class FilerEvent(_Model):
+    """A SeaweedFS filer webhook event: ``{"event_type": "create", "key": "/buckets/B/KEY", "message": ...}``."""
+
+    event_type: str = Field(description="create, update, delete or rename.")
+    key: str = Field(description="The filer path: /buckets/BUCKET/KEY for S3 objects.")
+    message: FilerMessage = Field(default_factory=FilerMessage)
+
+
+def filer_announcements(
+    event: FilerEvent, landing_buckets: Collection[str], root: str = "/buckets/"
+) -> list[Announcement]:
+    """A SeaweedFS filer event judged like an S3 record: a file created or rewritten in a landing bucket is new."""
+    name = f"filer:{event.event_type}"
+    if event.event_type not in ("create", "update") or event.message.new_entry is None:
+        return [Announcement("", event.key, name, "ignored", f"a filer {event.event_type!r} event adds no object")]
+    if event.message.new_entry.is_directory:
+        return [Announcement("", event.key, name, "ignored", "a folder, not a file")]
+    if not event.key.startswith(root) or "/" not in event.key.removeprefix(root):
+        return [Announcement("", event.key, name, "rejected", f"{event.key!r} is not an object under {root}BUCKET/")]
+    bucket, raw_key = event.key.removeprefix(root).split("/", 1)
+    try:
+        key = safe_key(raw_key)
+    except EventRejectedError as exc:
+        return [Announcement(bucket, raw_key, name, "rejected", str(exc))]
+    return [_landing(bucket, key, name, landing_buckets)]
+
+
+def _landing(bucket: str, key: str, event: str, landing_buckets: Collection[str]) -> Announcement:
+    if bucket not in landing_buckets:
+        configured = ", ".join(sorted(landing_buckets)) or "none configured: set MEDIAMESH_API_LANDING_BUCKETS"
+        return Announcement(bucket, key, event, "rejected", f"bucket {bucket!r} is not a landing bucket ({configured})")
+    return Announcement(bucket, key, event, "new")
 
 
 def _judge(record: S3Record, default_event: str | None, landing_buckets: Collection[str]) -> Announcement:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, su
 from store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
 from store.codecs import payload_kind_of
 
-__all__ = ["FeatureState", "IngestResult", "Mesh"]
+__all__ = ["FeatureState", "IngestResult", "Mesh", "configured_registry"]
 
 _NO_CHECKPOINT = "no MediaFM checkpoint is promoted: mediamesh train mediafm, then mediamesh promote mediafm ID"
 
@@ -71,7 +72,7 @@ class Mesh:
 
     def __init__(self, store: Store, registry: Registry | None = None, *, home: Path | None = None) -> None:
         self.store = store
-        self.registry = registry or default_registry()
+        self.registry = registry or configured_registry()
         self.home = home or StoreSettings().home_dir
         for spec in self.registry.values():
             try:
@@ -117,18 +118,10 @@ class Mesh:
         results: list[IngestResult] = []
         names: dict[str, str] = {}
         for raw in paths:
-            result = IngestResult(path=str(raw))
+            result = self.register(raw, subtitles=subtitles, title=title)
             results.append(result)
-            try:
-                path = _readable_file(Path(raw))
-                asset, _ = self.store.register_asset(path, name=str(path.resolve()))
-                result.asset = asset.id
-                names.setdefault(asset.id, str(raw))
-            except (MediameshError, OSError) as exc:
-                result.errors.append(f"{raw}: {_message(exc)}")
-            else:
-                self._attach_subtitles(result, path, [Path(s) for s in subtitles])
-                self._attach_title(result, path, title)
+            if result.asset is not None:
+                names.setdefault(result.asset, str(raw))
             if on_hashed is not None:
                 on_hashed(str(raw))
         assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
@@ -152,6 +145,22 @@ class Mesh:
             )
             result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
         return results
+
+    def register(
+        self, raw: str | Path, *, subtitles: Sequence[str | Path] = (), title: TitleMetadata | None = None
+    ) -> IngestResult:
+        """Register one file under its absolute path, with its sidecars, computing nothing; errors are kept."""
+        result = IngestResult(path=str(raw))
+        try:
+            path = _readable_file(Path(raw))
+            asset, _ = self.store.register_asset(path, name=str(path.resolve()))
+            result.asset = asset.id
+        except (MediameshError, OSError) as exc:
+            result.errors.append(f"{raw}: {_message(exc)}")
+        else:
+            self._attach_subtitles(result, path, [Path(s) for s in subtitles])
+            self._attach_title(result, path, title)
+        return result
 
     def backfill(
         self,
@@ -279,20 +288,56 @@ class Mesh:
         return asset, states
 
     def read(self, asset_ref: str, feature: str, version: str | None = None) -> tuple[ValueRecord, Any]:
-        """A stored value: by default the one the registry's current definition identifies, else the newest."""
+        """A stored value and its record, chosen as :meth:`find` chooses it."""
         spec = self.registry.resolve(feature)
-        asset = self.store.resolve_asset(asset_ref)
-        record: ValueRecord | None = None
-        if version is None or version == spec.version:
-            key = plan(self.store, self.registry, [asset], [feature]).key_of(asset, feature)
-            record = self.store.value(key)
+        record, _current = self.find(self.store.resolve_asset(asset_ref), spec.name, version)
+        return record, self.store.load(record, spec.output)
+
+    def find(self, asset: str, feature: str, version: str | None = None) -> tuple[ValueRecord, bool]:
+        """The record a reader of ``feature`` gets for asset id ``asset``, and whether the current definition made it.
+
+        A pinned ``version`` gets that version. Unpinned readers get the promoted version, if the feature
+        was ever promoted, else the registry's current one, else the newest stored. Within a version the
+        registry's current definition wins, else the newest value (other params) is taken.
+        """
+        spec = self.registry.resolve(feature)
+        promoted = None if version is not None else self.store.promoted_version(spec.name)
+        wanted = version if version is not None else promoted
+        current_key = plan(self.store, self.registry, [asset], [spec.name]).key_of(asset, spec.name)
+        record = self.store.value(current_key) if wanted is None or wanted == spec.version else None
         if record is None:
-            candidates = self.store.values_for(asset, feature, version)
+            candidates = self.store.values_for(asset, spec.name, wanted)
             record = candidates[0] if candidates else None
         if record is None:
-            which = f"{feature}@{version}" if version else feature
-            raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}; run `mediamesh ingest` first")
-        return record, self.store.load(record, spec.output)
+            which = f"{spec.name}@{wanted}" if wanted else spec.name
+            because = " (the promoted version: backfill it, or pin another version)" if promoted else ""
+            raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}{because}")
+        return record, record.key == current_key
+
+
+def configured_registry(modules: str | None = None) -> Registry:
+    """The registry ``MEDIAMESH_FEATURES`` names: comma-separated modules whose ``@feature`` functions form it.
+
+    ``builtin`` (the default) stands for the built-in media features. A feature in a later module replaces
+    one of the same name from an earlier one, so ``builtin,mypackage.features`` can bump a built-in's
+    version. Workers, the API and the CLI read the same variable, so they agree on the graph.
+    """
+    text = modules if modules is not None else os.environ.get("MEDIAMESH_FEATURES", "builtin")
+    names = [m.strip() for m in text.split(",") if m.strip()] or ["builtin"]
+    specs: dict[str, Any] = {}
+    for name in names:
+        if name == "builtin":
+            found = list(default_registry().values())
+        else:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise DefinitionError(f"MEDIAMESH_FEATURES names {name!r}, which cannot be imported: {exc}") from None
+            found = list(Registry.from_modules(module).values())
+            if not found:
+                raise DefinitionError(f"MEDIAMESH_FEATURES names {name!r}, which defines no @feature function")
+        specs.update((spec.name, spec) for spec in found)
+    return Registry(specs.values())
 
 
 def _readable_file(path: Path) -> Path:

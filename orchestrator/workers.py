@@ -38,6 +38,7 @@ from features.spec import FeatureSpec
 from orchestrator.engine import execute
 from orchestrator.mesh import Mesh
 from orchestrator.planner import Plan, PlannedValue, plan
+from orchestrator.prefect_server import prefect_api_url
 from store import Store
 
 __all__ = [
@@ -148,11 +149,13 @@ def submit_stages(
     if not wanted:
         return []
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     window = int(time.time() // settings.dispatch_window_s)
     submitted: list[Submitted] = []
     try:
-        with get_client(sync_client=True) as client:
+        api_url = prefect_api_url(mesh.home)
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
             deployments = ensure_deployments(client, settings)
             for asset, pool, todo in wanted:
                 digest = hashlib.sha256("\n".join(v.key for v in todo).encode()).hexdigest()[:16]
@@ -199,7 +202,7 @@ def ensure_deployments(client: Any, settings: PoolSettings | None = None) -> dic
                 client.create_work_pool(WorkPoolCreate(name=name, type="process", description=description))
         ids[pool] = client.create_deployment(
             flow_id=flow_id,
-            name=pool,
+            name=name,
             work_pool_name=name,
             entrypoint=ENTRYPOINT,
             parameter_openapi_schema=schema,

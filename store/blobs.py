@@ -48,6 +48,7 @@ __all__ = [
     "S3BlobStore",
     "blob_key",
     "open_blob_store",
+    "split_endpoint",
 ]
 
 T = TypeVar("T")
@@ -282,7 +283,7 @@ class S3BlobStore(BlobStore):
         part_size: int = DEFAULT_PART_SIZE,
         http_client: urllib3.PoolManager | None = None,
     ) -> None:
-        host, secure = _split_endpoint(endpoint, secure)
+        host, secure = split_endpoint(endpoint, secure)
         if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise ValueError(f"invalid S3 bucket name {bucket!r}: use 3-63 lowercase letters, digits, '.', '-'")
         if (access_key is None) != (secret_key is None):
@@ -516,7 +517,7 @@ def open_blob_store(
     raise ValueError(f"unsupported object store {object_store!r}: expected file://PATH or s3://BUCKET[/PREFIX]")
 
 
-def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
+def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     """``host:port`` for the SDK, and whether to use TLS: a URL's scheme decides, else ``secure``."""
     if "://" in endpoint:
         parts = urlsplit(endpoint)

@@ -233,6 +233,19 @@ class Store:
             ids = conn.execute(sa.select(schema.assets.c.id).order_by(schema.assets.c.created_at)).scalars().all()
         return [self.asset(i) for i in ids]
 
+    def assets_named(self, names: Sequence[str]) -> dict[str, str]:
+        """The asset each of ``names`` was registered under (names never registered are left out); one query."""
+        if not names:
+            return {}
+        table = schema.aliases
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(table.c.name, table.c.asset_id)
+                .where(table.c.name.in_(list(dict.fromkeys(names))))
+                .order_by(table.c.created_at)
+            ).all()
+        return {row.name: row.asset_id for row in rows}
+
     def resolve_asset(self, ref: str) -> str:
         """An asset id from an id, a unique id prefix, a path to ingested bytes, or an alias name."""
         path = Path(ref)
@@ -398,6 +411,44 @@ class Store:
         if record is None:
             return MediaFMCheckpoint()
         return MediaFMCheckpoint(path=self.blobs.local_path(record.blob_key), sha256=record.id)
+
+    # ---- feature promotion
+
+    def promote_feature(self, feature: str, version: str) -> None:
+        """Make ``version`` the one default readers of ``feature`` get, at once; pinned readers are unaffected.
+
+        Refused when no asset has a value of that version: promoting it would leave default readers
+        with nothing. Earlier promotions stay as history, and promoting an older version is a rollback.
+        """
+        v = schema.values
+        with self.engine.begin() as conn:
+            stored = conn.execute(
+                sa.select(v.c.key).where(v.c.feature == feature, v.c.version == version).limit(1)
+            ).first()
+            if stored is None:
+                raise ValueNotFoundError(f"no asset has a stored {feature}@{version}; compute it before promoting it")
+            conn.execute(schema.feature_promotions.insert().values(feature=feature, version=version))
+
+    def promoted_version(self, feature: str) -> str | None:
+        """The version of ``feature`` promoted last, or None if none ever was."""
+        p = schema.feature_promotions
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                sa.select(p.c.version)
+                .where(p.c.feature == feature)
+                .order_by(p.c.promoted_at.desc(), p.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return str(version) if version is not None else None
+
+    def version_coverage(self, feature: str, version: str) -> tuple[int, int]:
+        """How many assets have a stored ``feature@version``, and how many assets there are."""
+        v = schema.values
+        with self.engine.connect() as conn:
+            of_version = sa.and_(v.c.feature == feature, v.c.version == version)
+            having = conn.execute(sa.select(sa.func.count(sa.distinct(v.c.asset_id))).where(of_version)).scalar_one()
+            total = conn.execute(sa.select(sa.func.count()).select_from(schema.assets)).scalar_one()
+        return int(having), int(total)
 
     # ---- title metadata
 

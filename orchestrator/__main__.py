@@ -1,0 +1,5 @@
+"""``python -m orchestrator`` is the ``mediamesh`` command."""
+
+from orchestrator.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""``mediamesh dev-stack`` end to end: a video put into the landing bucket is computed and readable over HTTP.
+
+Nothing but the MinIO SDK's put touches the stack: SeaweedFS's filer posts the event to the API, the API
+registers the object and hands its stages to the pools, the CPU worker and the GPU-pool worker compute
+them (the built-in features, lite encoders), and the values are read back over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from minio import Minio
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIP = ROOT / "tests" / "data" / "testvideo.mp4"
+START_TIMEOUT_S = 180.0
+SETTLE_TIMEOUT_S = 400.0
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], dict[str, object], Path]:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAMESH_", "PREFECT_"))}
+    env.update({"MEDIAMESH_HOME": str(home), "MEDIAMESH_ENCODERS": "lite"})
+    log = tmp_path / "dev-stack.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "dev-stack", "--port", "0"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (home / "stack.json").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"dev-stack did not start:\n{log.read_text()}")
+        time.sleep(0.5)
+    time.sleep(0.2)  # the file is written whole, but give the writer its close
+    info = json.loads((home / "stack.json").read_text())
+    yield process, info, home
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_a_landed_video_is_computed_on_the_pools_and_read_over_http(
+    stack: tuple[subprocess.Popen[bytes], dict[str, object], Path],
+) -> None:
+    process, info, home = stack
+    assert set(info) >= {
+        "api_url",
+        "token",
+        "s3_endpoint",
+        "s3_access_key",
+        "s3_secret_key",
+        "landing_bucket",
+        "prefect_ui",
+    }
+    s3 = Minio(
+        str(info["s3_endpoint"]).removeprefix("http://"),
+        access_key=str(info["s3_access_key"]),
+        secret_key=str(info["s3_secret_key"]),
+        secure=False,
+    )
+    s3.fput_object(str(info["landing_bucket"]), "shows/pilot.mp4", str(CLIP))
+
+    name = quote(f"s3://{info['landing_bucket']}/shows/pilot.mp4", safe="")
+    headers = {"Authorization": f"Bearer {info['token']}"}
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    with httpx.Client(base_url=str(info["api_url"]), headers=headers, timeout=30) as api:
+        states: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            answer = api.get(f"/assets/{name}/status")
+            if answer.status_code == 200:
+                states = answer.json()["features"]
+                assert not [s for s in states if s["state"] == "failed"], states
+                if all(s["state"] in ("stored", "waiting") for s in states):
+                    break
+            else:
+                assert answer.status_code == 404, answer.text  # not registered yet
+            time.sleep(1)
+        else:
+            raise AssertionError(f"not computed in {SETTLE_TIMEOUT_S:.0f} s: {states}\n{_logs(home)}")
+
+        workers = {s["feature"]: str(s["worker"]).split("@")[0] for s in states if s["state"] == "stored"}
+        gpu = {"video_embedding", "audio_embedding", "text_embedding", "title_embedding"}
+        assert {f for f, w in workers.items() if w == "dev-stack-gpu"} == gpu, workers
+        assert {f for f, w in workers.items() if w == "dev-stack-cpu"} == set(workers) - gpu, workers
+        assert {s["feature"] for s in states if s["state"] == "waiting"} == {"contextual"}  # no checkpoint yet
+
+        shots = api.get(f"/assets/{name}/features/shots").json()
+        assert [round(s["start_time"], 2) for s in shots["value"]["shots"]][:2] == [0.0, 1.0]
+        fused = api.get(f"/assets/{name}/features/fused", params={"start": 0, "stop": 2}).json()
+        assert fused["shape"][0] == 2 and fused["shots"]["total"] == len(shots["value"]["shots"])
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
+    assert not (home / "stack.json").exists()
+    for pid in info["pids"].values():  # type: ignore[attr-defined]
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the stack"
+
+
+def _logs(home: Path) -> str:
+    return "\n".join(
+        f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-20:])
+        for p in sorted((home / "stack" / "logs").glob("*.log"))
+    )

@@ -1,0 +1,283 @@
+"""Distributed execution on real Prefect process workers: stages per pool, duplicate events, a killed worker.
+
+Workers are ``python -m orchestrator worker`` processes against the session's Prefect server, each test
+with its own work pools, database and blob folder. The features (``resources/service_features.py``)
+record every real call in a file, so the tests count computations across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from orchestrator.api import ApiSettings, create_app
+from orchestrator.dispatch import PoolRuns
+from orchestrator.mesh import Mesh, configured_registry
+from orchestrator.planner import plan
+from orchestrator.watch import Watcher
+from orchestrator.workers import PoolSettings, stage, submit_stages
+from store import Store, StoreSettings
+from tests.services import S3Endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+FEATURES = "tests.orchestrator.resources.service_features"
+SETTLE_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Service:
+    """The environment workers and the in-test mesh share, and the workers started in it."""
+
+    env: dict[str, str]
+    settings: StoreSettings
+    calls_file: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def worker(self, pool: str, name: str, **extra: str) -> subprocess.Popen[bytes]:
+        log = Path(self.env["MEDIAMESH_HOME"]) / f"{name}.log"
+        with log.open("ab") as out:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator", "worker", "--pool", pool, "--name", name, "--poll", "0.5"],
+                cwd=ROOT,
+                env={**self.env, **extra},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.workers.append(child)
+        self.logs.append(log)
+        return child
+
+    def calls(self) -> list[tuple[str, str]]:
+        """(feature, worker name) of every real computation so far."""
+        if not self.calls_file.exists():
+            return []
+        return [(line.split()[0], line.split()[2]) for line in self.calls_file.read_text().splitlines()]
+
+    def log_tail(self) -> str:
+        tails = [(p.name, p.read_text(errors="replace").splitlines()[-15:]) for p in self.logs]
+        return "\n".join(f"--- {name}\n" + "\n".join(lines) for name, lines in tails)
+
+
+@pytest.fixture
+def service(database_url: str, tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    home = tmp_path / "home"
+    home.mkdir()
+    tag = uuid.uuid4().hex[:8]
+    values = {
+        "MEDIAMESH_HOME": str(home),
+        "MEDIAMESH_DATABASE_URL": database_url,
+        "MEDIAMESH_OBJECT_STORE": f"file://{tmp_path / 'blobs'}",
+        "MEDIAMESH_FEATURES": FEATURES,
+        "MEDIAMESH_TEST_CALLS": str(tmp_path / "calls.txt"),
+        "MEDIAMESH_EXECUTION": "pools",
+        "MEDIAMESH_CPU_POOL": f"cpu-{tag}",
+        "MEDIAMESH_GPU_POOL": f"gpu-{tag}",
+        "MEDIAMESH_DISPATCH_WINDOW_S": "1",
+        "PREFECT_API_URL": prefect_api,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MEDIAMESH_TEST_SLOW_S", raising=False)
+    settings = StoreSettings()
+    service = Service(dict(os.environ), settings, tmp_path / "calls.txt")
+    try:
+        yield service
+    finally:
+        for child in service.workers:
+            _kill_tree(child.pid)
+            child.wait()
+
+
+@pytest.fixture
+def mesh(service: Service) -> Iterator[Mesh]:
+    with Mesh.open(configured_registry(FEATURES), service.settings) as opened:
+        yield opened
+
+
+def _video(tmp_path: Path, name: str = "clip.mp4", data: bytes | None = None) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data if data is not None else os.urandom(4096))
+    return path
+
+
+def _settle(mesh: Mesh, asset: str, service: Service, timeout: float = SETTLE_TIMEOUT_S) -> dict[str, str]:
+    """Wait until every value of the asset is stored; the worker name that stored each feature."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, states = mesh.status(asset)
+        if all(s.state == "stored" for s in states):
+            return {s.feature: (s.worker or "").split("@")[0] for s in states}
+        assert not any(s.state == "failed" for s in states), [(s.feature, s.detail) for s in states]
+        time.sleep(0.3)
+    raise AssertionError(f"not settled in {timeout:.0f} s: {mesh.status(asset)[1]}\n{service.log_tail()}")
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process descended from it (a worker's flow runs run in their own groups)."""
+    for child in _descendants(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+# ---- stages, without workers
+
+
+def test_a_stage_is_what_one_pool_can_compute_now(local_store: Store, tmp_path: Path) -> None:
+    mesh = Mesh(local_store, configured_registry(FEATURES), home=tmp_path)
+    asset, _ = local_store.register_asset(_video(tmp_path), name="clip.mp4")
+    the_plan = plan(local_store, mesh.registry, [asset.id])
+    assert [v.feature for v in stage(the_plan, asset.id, "cpu")] == ["landed"]
+    # The GPU feature waits for its CPU input; the CPU feature after it waits for the GPU one.
+    assert stage(the_plan, asset.id, "gpu") == ()
+    landed = the_plan.key_of(asset.id, "landed")
+    assert stage(the_plan, asset.id, "cpu", leave={landed}) == ()
+
+
+# ---- real workers
+
+
+def test_stages_run_on_their_pools_and_hand_on_to_each_other(service: Service, mesh: Mesh, tmp_path: Path) -> None:
+    service.worker("cpu", "cpu-a")
+    service.worker("gpu", "gpu-a")
+    asset, _ = mesh.store.register_asset(_video(tmp_path), name="clip.mp4")
+    [submitted] = submit_stages(mesh, [asset.id], trigger="test")
+    assert (submitted.pool, submitted.values) == ("cpu", 1)
+
+    assert _settle(mesh, asset.id, service) == {"landed": "cpu-a", "accelerated": "gpu-a", "settled": "cpu-a"}
+    assert sorted(service.calls()) == [("accelerated", "gpu-a"), ("landed", "cpu-a"), ("settled", "cpu-a")]
+    assert submit_stages(mesh, [asset.id], trigger="test") == []  # nothing left to hand out
+
+
+def test_fifty_duplicate_events_make_one_asset_and_one_computation_per_value(
+    service: Service, mesh: Mesh, seaweed: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIAMESH_DISPATCH_WINDOW_S", "600")
+    landing = f"landing-{uuid.uuid4().hex[:12]}"
+    s3 = seaweed.client()
+    s3.make_bucket(landing)
+    data = os.urandom(10_000)
+    s3.put_object(landing, "new/episode.mp4", io.BytesIO(data), len(data))
+    s3_keys = {"s3_access_key": seaweed.access_key, "s3_secret_key": seaweed.secret_key}
+    store_settings = service.settings.model_copy(update={"s3_endpoint": seaweed.endpoint, **s3_keys})
+    service.worker("cpu", "cpu-a")
+    service.worker("gpu", "gpu-a")
+    app = create_app(
+        lambda: Mesh.open(configured_registry(FEATURES), store_settings),
+        ApiSettings(token="t0ken", landing_buckets=[landing]),
+        store_settings=store_settings,
+    )
+    record = {"s3": {"bucket": {"name": landing}, "object": {"key": "new/episode.mp4"}}}
+    event = {"EventName": "s3:ObjectCreated:Put", "Key": f"{landing}/new/episode.mp4", "Records": [record]}
+    auth = {"Authorization": "Bearer t0ken"}
+    with (
+        _served(app) as url,
+        httpx.Client(base_url=url, headers=auth, timeout=60) as http,
+        ThreadPoolExecutor(max_workers=50) as pool,
+    ):
+        answers = list(pool.map(lambda _: http.post("/events/s3", json=event), range(50)))
+    assert [a.status_code for a in answers] == [202] * 50, [a.text for a in answers if a.status_code != 202]
+    asset = hashlib.sha256(data).hexdigest()
+    assert {a.json()["results"][0]["asset"] for a in answers} == {asset}
+
+    assert _settle(mesh, asset, service) == {"landed": "cpu-a", "accelerated": "gpu-a", "settled": "cpu-a"}
+    assert Counter(feature for feature, _ in service.calls()) == {"landed": 1, "accelerated": 1, "settled": 1}
+    assert [a.id for a in mesh.store.assets()] == [asset]
+
+
+def test_a_killed_worker_leaves_its_value_to_another(service: Service, mesh: Mesh, tmp_path: Path) -> None:
+    doomed = service.worker("cpu", "cpu-doomed", MEDIAMESH_TEST_SLOW_S="600")
+    service.worker("gpu", "gpu-a")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    _video(landing, "clip.mp4")
+    pools = PoolRuns(PoolSettings())
+    watcher = Watcher(mesh, str(landing), lambda assets, names: pools.submit(mesh, assets, names, trigger="watch"))
+    first = watcher.reconcile()
+    [asset] = mesh.store.assets_named([str(landing / "clip.mp4")]).values()
+    assert (first.registered, first.dispatched) == ([str(landing / "clip.mp4")], [asset])
+
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while not mesh.store.live_claims(asset):  # the doomed worker is inside `landed`, holding its claim
+        assert time.monotonic() < deadline, service.log_tail()
+        time.sleep(0.2)
+    [claim] = mesh.store.live_claims(asset)
+    assert claim["worker"].startswith("cpu-doomed@")
+    time.sleep(1.1)  # past the dispatch window: only the live claim keeps the value from going out twice
+    assert watcher.reconcile().dispatched == []
+    _kill_tree(doomed.pid)
+    doomed.wait()
+    deadline = time.monotonic() + 30
+    while mesh.store.live_claims(asset):  # Postgres drops the dead session's lock
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    service.worker("cpu", "cpu-b")
+    time.sleep(1.1)  # past the dispatch window
+    again = watcher.reconcile()
+    assert (again.registered, again.dispatched) == ([], [asset])
+    assert _settle(mesh, asset, service) == {"landed": "cpu-b", "accelerated": "gpu-a", "settled": "cpu-b"}
+
+    assert Counter(service.calls()) == {
+        ("landed", "cpu-doomed"): 1,  # started, never finished
+        ("landed", "cpu-b"): 1,
+        ("accelerated", "gpu-a"): 1,
+        ("settled", "cpu-b"): 1,
+    }
+    records = mesh.store.values_for(asset)
+    assert len(records) == 3 and len({r.key for r in records}) == 3
+    assert mesh.store.attempts_for(asset) == []
+    assert mesh.store.gc(dry_run=True) == []  # no blob without its row
+
+
+@contextlib.contextmanager
+def _served(app: object) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
