@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+import typer
 import yaml
 
 from orchestrator.api import ApiSettings, create_app
+from orchestrator.cli import app
+from orchestrator.workers import PoolSettings, compute_values
 from store import StoreSettings
 
 ROOT = Path(__file__).parents[1]
@@ -96,6 +101,7 @@ def test_ports_are_bound_to_loopback_as_documented(services: dict[str, dict[str,
 def test_every_mediamesh_variable_set_is_one_mediamesh_reads(compose: dict[str, Any]) -> None:
     read = {f"MEDIAMESH_{name.upper()}" for name in StoreSettings.model_fields}
     read |= {f"MEDIAMESH_API_{name.upper()}" for name in ApiSettings.model_fields}
+    read |= {f"MEDIAMESH_{name.upper()}" for name in PoolSettings.model_fields}
     for package in ("features", "orchestrator", "store"):
         for source in (ROOT / package).rglob("*.py"):
             read |= set(_VARIABLE.findall(source.read_text()))
@@ -138,10 +144,26 @@ def test_minio_announces_the_landing_bucket_to_the_api(services: dict[str, dict[
     assert services["api"]["environment"]["MEDIAMESH_API_LANDING_BUCKETS"] == landing
 
 
-def test_prefect_deployments_use_the_cpu_and_gpu_pools() -> None:
+def test_prefect_deployments_match_the_ones_mediamesh_creates() -> None:
     config = yaml.safe_load((ROOT / "deploy/prefect.yaml").read_text())
+    settings = PoolSettings()
     pools = {d["name"]: d["work_pool"]["name"] for d in config["deployments"]}
-    assert pools == {"compute-cpu": "cpu", "compute-gpu": "gpu"}
+    assert pools == {settings.cpu_pool: settings.cpu_pool, settings.gpu_pool: settings.gpu_pool}
+    for deployment in config["deployments"]:
+        path, name = deployment["entrypoint"].split(":")
+        assert (ROOT / path).is_file() and name == compute_values.fn.__name__
+        assert set(deployment["parameters"]) <= set(inspect.signature(compute_values.fn).parameters)
+
+
+def test_every_mediamesh_command_in_the_file_parses(services: dict[str, dict[str, Any]]) -> None:
+    cli = typer.main.get_command(app)
+    commands = {name: s["command"] for name, s in services.items() if s.get("image", "").startswith("mediamesh")}
+    assert set(commands) == {"migrate", "api", "worker-cpu", "worker-gpu"}
+    for name, command in commands.items():
+        sub = cli.get_command(click.Context(cli), command[0])  # type: ignore[attr-defined]
+        assert sub is not None, f"{name}: no command {command[0]!r}"
+        sub.make_context(command[0], list(command[1:]))  # raises on an unknown option or a bad value
+    assert "--healthcheck-port" in services["worker-cpu"]["command"]
 
 
 def _no_mesh() -> Any:
