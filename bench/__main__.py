@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from bench import encoders, mediafm, orchestration, planning, read, reingest, shots
+from bench import encoders, mediafm, orchestration, planning, read, reingest, service, shots
 from bench.context import Context, Services
 from bench.harness import Figure
 from bench.report import print_report, write_results
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "read": read.run,
     "plan": planning.run,
     "orchestration": orchestration.run,
+    "service": service.run,
     "encoders": encoders.run,
     "mediafm": mediafm.run,
 }
