@@ -23,18 +23,17 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples
-from features import JsonValue, SourceMedia, feature
+from features import SourceMedia, feature
 from orchestrator.devstack import DevStack
 from orchestrator.mesh import Mesh, configured_registry
 from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
 from orchestrator.workers import PoolSettings, submit_stages
 from store import StoreSettings, open_store
+from tests.orchestrator.resources.counting_features import Number
 
 __all__ = ["burn", "first", "run"]
 
@@ -44,32 +43,20 @@ SPEEDUP_TARGET = 1.6
 TIMEOUT_S = 600.0
 
 
-@dataclass(frozen=True)
-class Count(JsonValue):
-    value: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
-        return cls(int(data["value"]))
-
-
 @feature(version="1")
-def first(source: SourceMedia) -> Count:
+def first(source: SourceMedia) -> Number:
     """The cheapest value there is: the asset's size."""
-    return Count(source.path.stat().st_size)
+    return Number(source.path.stat().st_size)
 
 
 @feature(version="1")
-def burn(source: SourceMedia) -> Count:
+def burn(source: SourceMedia) -> Number:
     """A fixed amount of single-threaded CPU work: ``MEDIAMESH_BENCH_BURN`` rounds of SHA-256 over the bytes."""
     data = source.path.read_bytes()
     digest = data
     for _ in range(int(os.environ.get("MEDIAMESH_BENCH_BURN", "0"))):
         digest = hashlib.sha256(digest + data).digest()
-    return Count(digest[0])
+    return Number(digest[0])
 
 
 def run(ctx: Context) -> list[Figure]:

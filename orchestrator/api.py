@@ -423,63 +423,54 @@ def create_app(
         422: {"description": "The JSON is not an event of this kind."},
     }
 
-    async def parsed(request: Request, model: type[_Event]) -> _Event:
-        body = await _read_json(request, settings.max_body_bytes)
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
-            ) from None
+    def event_route(
+        path: str, model: type[_Event], judge: Callable[[_Event, list[str]], list[Announcement]]
+    ) -> Callable[[Callable[[], None]], Callable[..., Any]]:
+        """Register a POST route at ``path`` taking ``model`` bodies; ``judge`` reads them into announcements."""
 
-    @app.post(
-        "/events/s3",
-        response_model=EventsOut,
-        status_code=202,
-        tags=["events"],
-        dependencies=writer,
-        responses=event_responses,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _inline_schema(S3Notification)}},
-            }
-        },
-    )
-    async def s3_event(request: Request) -> EventsOut:
+        def decorate(fn: Callable[[], None]) -> Callable[..., Any]:
+            async def receive(request: Request) -> EventsOut:
+                body = await _read_json(request, settings.max_body_bytes)
+                try:
+                    event = model.model_validate(body)
+                except ValidationError as exc:
+                    errors = exc.errors(include_url=False, include_context=False)
+                    raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+                found = judge(event, settings.landing_buckets)
+                results, queued = await run_in_threadpool(_register_all, meshes.get(), landing, runs, found)
+                return EventsOut(results=results, queued=queued)
+
+            receive.__name__, receive.__doc__ = fn.__name__, fn.__doc__
+            schema = {"application/json": {"schema": _inline_schema(model)}}
+            route: Callable[..., Any] = app.post(
+                path,
+                response_model=EventsOut,
+                status_code=202,
+                tags=["events"],
+                dependencies=writer,
+                responses=event_responses,
+                openapi_extra={"requestBody": {"required": True, "content": schema}},
+            )(receive)
+            return route
+
+        return decorate
+
+    @event_route("/events/s3", S3Notification, announcements)
+    def s3_event() -> None:
         """Register the new objects an S3 or MinIO event notification announces, and queue what they lack.
 
         Only ObjectCreated events in a landing bucket count; other events are ignored. A record that names an
         unsafe key, a foreign bucket or a missing object is an ``error`` for that record alone. When the object
         store or the database is unreachable the answer is 503, so that the sender retries.
         """
-        found = announcements(await parsed(request, S3Notification), settings.landing_buckets)
-        results, queued = await run_in_threadpool(_register_all, meshes.get(), landing, runs, found)
-        return EventsOut(results=results, queued=queued)
 
-    @app.post(
-        "/events/seaweedfs",
-        response_model=EventsOut,
-        status_code=202,
-        tags=["events"],
-        dependencies=writer,
-        responses=event_responses,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _inline_schema(FilerEvent)}},
-            }
-        },
-    )
-    async def seaweedfs_event(request: Request) -> EventsOut:
+    @event_route("/events/seaweedfs", FilerEvent, filer_announcements)
+    def seaweedfs_event() -> None:
         """Register the file a SeaweedFS filer webhook event announces (``notification.webhook``), as for S3.
 
         A file created or rewritten under ``/buckets/BUCKET/`` of a landing bucket counts; folders and other
         events are ignored.
         """
-        found = filer_announcements(await parsed(request, FilerEvent), settings.landing_buckets)
-        results, queued = await run_in_threadpool(_register_all, meshes.get(), landing, runs, found)
-        return EventsOut(results=results, queued=queued)
 
     return app
 
