@@ -84,9 +84,7 @@ def test_the_api_registers_a_file_a_filer_event_announces(
             assert (result["status"], result["asset"]) == ("registered", hashlib.sha256(data).hexdigest())
             unauthorised = http.post("/events/seaweedfs", json=_filer(f"/buckets/{landing}/in/clip.mp4"))
             assert unauthorised.status_code == 401
-            malformed = http.post(
-                "/events/seaweedfs", json={"key": 3}, headers={"Authorization": f"Bearer {TOKEN}"}
-            )
+            malformed = http.post("/events/seaweedfs", json={"key": 3}, headers={"Authorization": f"Bearer {TOKEN}"})
             assert malformed.status_code == 422
         assert store.assets_named([f"s3://{landing}/in/clip.mp4"]) == {
             f"s3://{landing}/in/clip.mp4": hashlib.sha256(data).hexdigest()
