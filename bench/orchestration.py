@@ -29,10 +29,10 @@ from typing import Any, Self
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
 from features import JsonValue, Registry, SourceMedia, feature, spec_of
-from orchestrator.engine import execute, worker_id
+from orchestrator.engine import execute, new_value, worker_id
 from orchestrator.planner import Plan, plan
 from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from store import NewValue, Store
+from store import Store
 
 __all__ = ["run"]
 
@@ -198,19 +198,6 @@ def _compute_and_store(store: Store, value: Any, worker: str) -> None:
         [(_, asset)] = value.inputs
         result = spec.fn(store.source(asset), **spec.params)
         store.put_value(
-            NewValue(
-                key=value.key,
-                asset_id=value.asset,
-                feature=spec.name,
-                version=spec.version,
-                params=dict(spec.params),
-                model_fingerprint=value.model_fingerprint,
-                code_fingerprint=spec.fingerprint,
-                inputs=value.inputs,
-                started_at=started,
-                finished_at=datetime.now(UTC),
-                worker=worker,
-                device="cpu",
-            ),
+            new_value(value, started=started, worker=worker, device="cpu"),
             result,
         )

@@ -31,7 +31,7 @@ from features import SourceMedia, feature
 from orchestrator.devstack import DevStack
 from orchestrator.mesh import Mesh, configured_registry
 from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from orchestrator.workers import PoolSettings, submit_stages
+from orchestrator.workers import PoolSettings, submit_stages, wait_for_workers
 from store import StoreSettings, open_store
 from tests.orchestrator.resources.counting_features import Number
 
@@ -195,7 +195,8 @@ def _batch(mesh: Mesh, env: dict[str, str], folder: Path, n: int, workers: int) 
         for _ in range(workers)
     ]
     try:
-        _wait_for_workers(settings.cpu_pool, workers)
+        if not wait_for_workers(os.environ["PREFECT_API_URL"], {settings.cpu_pool: workers}):
+            raise BenchError(f"{workers} worker(s) did not reach {settings.cpu_pool} in 120 s")
         assets = []
         for i in range(n):
             path = folder / f"{tag}-{i}.bin"
@@ -220,21 +221,6 @@ def _batch(mesh: Mesh, env: dict[str, str], folder: Path, n: int, workers: int) 
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-
-
-def _wait_for_workers(pool: str, count: int) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    deadline = time.monotonic() + 120
-    api = {PREFECT_API_URL: os.environ["PREFECT_API_URL"]}
-    with temporary_settings(updates=api), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):  # the pool appears when the first worker creates it
-                if len(client.read_workers_for_work_pool(pool, limit=100, offset=0)) >= count:
-                    return
-            time.sleep(0.2)
-    raise BenchError(f"{count} worker(s) did not reach {pool} in 120 s")
 
 
 def _bare_burn(folder: Path, rounds: int) -> float:

@@ -202,25 +202,13 @@ class DevStack:
         raise StackError(f"{name} did not answer {url} within {READY_TIMEOUT_S:.0f} s\n{self._tail(name)}")
 
     def _wait_workers(self, prefect: str) -> None:
-        from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        from orchestrator.workers import PoolSettings
+        from orchestrator.workers import PoolSettings, wait_for_workers
 
         pools = PoolSettings()
-        wanted = {pools.cpu_pool: "dev-stack-cpu", pools.gpu_pool: "dev-stack-gpu"}
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        with temporary_settings(updates={PREFECT_API_URL: prefect}), get_client(sync_client=True) as client:
-            while time.monotonic() < deadline:
-                self._check_alive()
-                with contextlib.suppress(Exception):  # the pools appear when the first worker creates them
-                    if all(
-                        any(w.name == worker for w in client.read_workers_for_work_pool(pool, limit=100, offset=0))
-                        for pool, worker in wanted.items()
-                    ):
-                        return
-                time.sleep(0.5)
-        raise StackError(f"the workers did not reach their pools within {READY_TIMEOUT_S:.0f} s")
+        wanted: dict[str, set[str] | int] = {pools.cpu_pool: {"dev-stack-cpu"}, pools.gpu_pool: {"dev-stack-gpu"}}
+        if not wait_for_workers(prefect, wanted, READY_TIMEOUT_S):
+            self._check_alive()
+            raise StackError(f"the workers did not reach their pools within {READY_TIMEOUT_S:.0f} s")
 
     def _check_alive(self) -> None:
         for name, child in self.children.items():

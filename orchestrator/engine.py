@@ -24,7 +24,7 @@ from features.values import FileValue
 from orchestrator.planner import Plan, PlannedValue, root_keys
 from store import NewValue, Store
 
-__all__ = ["AssetReport", "Progress", "RunReport", "execute", "worker_id"]
+__all__ = ["AssetReport", "Progress", "RunReport", "execute", "new_value", "worker_id"]
 
 COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
 
@@ -228,20 +228,7 @@ class _Runner:
                 raise error from exc
             try:
                 self.store.put_value(
-                    NewValue(
-                        key=value.key,
-                        asset_id=value.asset,
-                        feature=spec.name,
-                        version=spec.version,
-                        params=dict(spec.params),
-                        model_fingerprint=value.model_fingerprint,
-                        code_fingerprint=spec.fingerprint,
-                        inputs=value.inputs,
-                        started_at=started,
-                        finished_at=datetime.now(UTC),
-                        worker=self.worker,
-                        device=_device_of(result),
-                    ),
+                    new_value(value, started=started, worker=self.worker, device=_device_of(result)),
                     result,
                 )
             finally:
@@ -261,6 +248,25 @@ class _Runner:
         if record is None:
             raise ExecutionError(f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset)
         return self.store.load(record, self.registry[name].output)
+
+
+def new_value(value: PlannedValue, *, started: datetime, worker: str, device: str) -> NewValue:
+    """The row a computed value is stored under: its identity, lineage and provenance, finished now."""
+    spec = value.spec
+    return NewValue(
+        key=value.key,
+        asset_id=value.asset,
+        feature=spec.name,
+        version=spec.version,
+        params=dict(spec.params),
+        model_fingerprint=value.model_fingerprint,
+        code_fingerprint=spec.fingerprint,
+        inputs=value.inputs,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        worker=worker,
+        device=device,
+    )
 
 
 def _as_execution_error(exc: BaseException, value: PlannedValue) -> MediameshError:

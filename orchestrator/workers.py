@@ -52,6 +52,7 @@ __all__ = [
     "run_worker",
     "stage",
     "submit_stages",
+    "wait_for_workers",
 ]
 
 log = logging.getLogger("mediamesh.workers")
@@ -232,6 +233,29 @@ def compute_values(asset: str, pool: Pool = "cpu", trigger: str = "dispatch") ->
     for s in following:
         log.info("handed %d value(s) of %s to the %s pool", s.values, asset[:12], s.pool)
     return {"computed": report.computed, "reused": report.reused, "failed": report.failed}
+
+
+def wait_for_workers(api_url: str, wanted: dict[str, set[str] | int], timeout: float = 120.0) -> bool:
+    """Wait until each pool has the named workers (or at least that many); False on timeout."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # a pool appears when its first worker creates it
+                # Prefect 3.8's sync client sends limit=None unless given one, which its server refuses.
+                found = {
+                    pool: {w.name for w in client.read_workers_for_work_pool(pool, limit=100, offset=0)}
+                    for pool in wanted
+                }
+                if all(
+                    names <= found[pool] if isinstance(names, set) else len(found[pool]) >= names
+                    for pool, names in wanted.items()
+                ):
+                    return True
+            time.sleep(0.2)
+    return False
 
 
 def worker_name(pool: Pool) -> str:
