@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from bench import encoders, mediafm, orchestration, planning, read, reingest, service, shots
+from bench import encoders, mediafm, orchestration, planning, read, reingest, service, shots, verify
 from bench.context import Context, Services
 from bench.harness import Figure
 from bench.report import print_report, write_results
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "shots": shots.run,
     "reingest": reingest.run,
     "read": read.run,
+    "verify": verify.run,
     "plan": planning.run,
     "orchestration": orchestration.run,
     "service": service.run,

@@ -2,7 +2,9 @@
 
 The value is a 2000 x 1664 float32 array (a title's shot embeddings, about 13 MB as ``.npy``), on local
 blobs and on S3 (SeaweedFS). Two readers are timed against the one baseline: ``load`` of a record already
-in hand, and the value lookup plus ``load``, which is what a reader that knows only the key does.
+in hand, and the value lookup plus ``load``, which is what a reader that knows only the key does. A third
+figure prices the checksum every read makes: lookup plus ``load`` with verification on, against the same
+with ``verify=False``.
 """
 
 from __future__ import annotations
@@ -43,11 +45,14 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
     def load() -> None:
         store.load(record, np.ndarray)
 
-    def lookup_and_load() -> None:
+    def lookup_and_load(verify: bool = True) -> None:
         found = store.value(key)
         if found is None:
             raise BenchError(f"the array value {key[:12]} vanished")
-        store.load(found, np.ndarray)
+        store.load(found, np.ndarray, verify=verify)
+
+    def lookup_and_load_unverified() -> None:
+        lookup_and_load(verify=False)
 
     raw: Callable[[], object]
     if backend == "local":
@@ -61,8 +66,8 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
 
         raw_label = "store.blobs.raw_get(blob key)"
 
-    loaded, looked_up, baseline = interleaved(
-        [load, lookup_and_load, raw], repeats=ctx.repeats(*REPEATS[backend]), warmup=2
+    loaded, looked_up, baseline, unverified = interleaved(
+        [load, lookup_and_load, raw, lookup_and_load_unverified], repeats=ctx.repeats(*REPEATS[backend]), warmup=2
     )
     raw_memory = measure_memory(raw)
     size = f"{SHAPE[0]}x{SHAPE[1]} float32, {record.bytes / MiB:.1f} MiB"
@@ -88,6 +93,15 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
             max_ratio=1.3,
             memory_target=measure_memory(lookup_and_load),
             memory_baseline=raw_memory,
+            notes={"bytes": record.bytes, "backend": backend},
+        ),
+        Figure(
+            name=f"read-{backend}-verify",
+            description=f"look up and load the same value from {where}, checksum verified (xxh3) or not",
+            target_label="store.load(store.value(key), np.ndarray)",
+            baseline_label="store.load(store.value(key), np.ndarray, verify=False)",
+            samples=Samples(looked_up, unverified),
+            max_ratio=1.3,
             notes={"bytes": record.bytes, "backend": backend},
         ),
     ]

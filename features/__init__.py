@@ -4,6 +4,7 @@ Nothing here imports Prefect, SQLAlchemy or an object-store SDK: a feature is te
 """
 
 from features.errors import (
+    BackendUnavailableError,
     CycleError,
     DefinitionError,
     DuplicateFeatureError,
@@ -54,6 +55,7 @@ __all__ = [
     "SUBTITLES",
     "TITLE",
     "ArrayValue",
+    "BackendUnavailableError",
     "Cue",
     "CycleError",
     "DedupMap",

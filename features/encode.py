@@ -13,6 +13,7 @@ import av
 import av.error
 import ffmpeg
 
+from features import processes
 from features.errors import MediaError
 from features.media import MediaInfo, ffmpeg_exe, probe
 from features.spec import feature
@@ -88,10 +89,9 @@ def _run_ffmpeg(
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-xerror")
         .overwrite_output()
     )
-    try:
-        cmd.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True)
-    except ffmpeg.Error as exc:
-        raise MediaError(f"ffmpeg could not encode {name!r}: {_last_line(exc.stderr)}") from exc
+    done = processes.run(cmd.compile(cmd=ffmpeg_exe()))
+    if done.returncode != 0:
+        raise MediaError(f"ffmpeg could not encode {name!r}: {_last_line(done.stderr)}")
 
 
 def _check_params(*, height: int, fps: float, audio_rate: int) -> None:

@@ -10,6 +10,7 @@
         ├── MediaError              the input media cannot be decoded or is malformed (not retryable)
         ├── InputFileError          the input file is missing, empty or unreadable (not retryable)
         └── TransientError          a service or resource was briefly unavailable (retryable)
+            └── BackendUnavailableError the database or the object store cannot be reached; says which and what to do
 
 The retry policy reads ``retryable``, never message strings.
 """
@@ -20,6 +21,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "BackendUnavailableError",
     "CycleError",
     "DefinitionError",
     "DuplicateFeatureError",
@@ -92,3 +94,18 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' Did you mean ...?' suffix naming the closest candidate, or '' when none is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class BackendUnavailableError(TransientError):
+    """The database or the object store cannot be reached. ``backend`` names which; the message says what to do."""
+
+    def __init__(self, backend: str, where: str, reason: str, hint: str) -> None:
+        super().__init__(f"the {backend} ({where}) is unreachable: {reason}; {hint}")
+        self.backend = backend
+        self.where = where
+        self.reason = reason
+        self.hint = hint
+
+    def __reduce__(self) -> tuple[type[BackendUnavailableError], tuple[str, str, str, str]]:
+        # Errors cross process and thread boundaries pickled (task runners); rebuild from the arguments.
+        return type(self), (self.backend, self.where, self.reason, self.hint)

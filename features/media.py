@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -43,15 +44,20 @@ def probe(path: Path, *, name: str | None = None) -> MediaInfo:
     """Probe ``path``, decoding its first video frame (where the display matrix lives).
 
     Errors name the file as ``name`` (default: the file's name): a missing, empty or unreadable file
-    raises :class:`InputFileError`; a file that is not a video, is truncated or cannot be decoded
-    raises :class:`MediaError`. Messages are one line.
+    raises :class:`InputFileError`; a file that is not a video (a still image, audio only), is truncated
+    or cannot be decoded raises :class:`MediaError`. Messages are one line.
     """
     label = name or path.name
     _check_readable(path, label)
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
+            if _is_image_format(container.format.name):
+                raise MediaError(f"{label!r} is a still image, not a video")
             video = _first_video_stream(container, label)
-            frame = _first_frame(container, video, label)
+            frames = container.decode(video)
+            frame = _first_frame(frames, label)
+            if video.codec_context.name in _IMAGE_CODECS and next(frames, None) is None:
+                raise MediaError(f"{label!r} is a still image, not a video")
             has_audio = any(s.type == "audio" for s in container.streams)
             duration = _duration(container, video)
             fps = _fps(video)
@@ -124,10 +130,28 @@ def _first_video_stream(container: av.container.InputContainer, label: str) -> a
     raise MediaError(f"{label!r} has no video stream")
 
 
-def _first_frame(container: av.container.InputContainer, video: av.VideoStream, label: str) -> av.VideoFrame:
-    for frame in container.decode(video):
-        return frame
-    raise MediaError(f"cannot decode {label!r}: no video frame could be decoded")
+def _first_frame(frames: Iterator[av.VideoFrame], label: str) -> av.VideoFrame:
+    frame = next(frames, None)
+    if frame is None:
+        raise MediaError(f"cannot decode {label!r}: no video frame could be decoded")
+    return frame
+
+
+# Demuxers that read one picture per file (ffmpeg's ``*_pipe`` image demuxers, ``image2``, ``ico``).
+_IMAGE_FORMATS = frozenset({"image2", "image2pipe", "ico"})
+# Codecs of pictures. A stream of one of them holding a single frame is a picture in a video container
+# (a PNG in Matroska); with more frames it is a video (MJPEG in AVI or MOV, an animated GIF).
+_IMAGE_CODECS = frozenset(
+    {
+        "apng", "bmp", "dds", "dpx", "exr", "gif", "hdr", "jpeg2000", "jpegls", "jpegxl", "ljpeg", "mjpeg",
+        "pam", "pbm", "pcx", "pgm", "pgmyuv", "photocd", "pictor", "png", "ppm", "psd", "qoi", "sgi",
+        "sunrast", "svg", "targa", "tiff", "webp", "xbm", "xpm", "xwd",
+    }
+)  # fmt: skip
+
+
+def _is_image_format(format_name: str) -> bool:
+    return any(n.endswith("_pipe") or n in _IMAGE_FORMATS for n in format_name.split(","))
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:

@@ -1,15 +1,17 @@
 """Reading subtitles: sidecar files (SRT, WebVTT, ASS/SSA) and text subtitle streams inside a container.
 
 Every reader returns :class:`~features.values.Cue` objects with plain text (styling, tags and line
-breaks removed), times in seconds, sorted by start. A file that is empty or only whitespace holds no
-text and gives no cues; a file that is not subtitles, or whose timings are broken, raises
-:class:`SubtitleError`.
+breaks removed), times in seconds, sorted by start. A file that is empty or only whitespace, and a
+track with no events (a WebVTT header alone, an ASS script whose ``[Events]`` are empty), give no cues;
+a file that is not subtitles, or whose timings are broken (a time below 0, an end not after its start),
+raises :class:`SubtitleError`.
 """
 
 from __future__ import annotations
 
 import codecs
 import html
+import math
 import re
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import ffmpeg
 import pysubs2
 from pysubs2.formats import FormatBase, SubripFormat, SubstationFormat, WebVTTFormat
 
+from features import processes
 from features.errors import InputFileError, MediaError
 from features.media import ffmpeg_exe
 from features.values import Cue
@@ -85,13 +88,12 @@ def read_embedded_stream(path: Path, index: int, name: str) -> list[Cue]:
         .output("pipe:1", map=f"0:{index}", f=fmt, **{"c:s": fmt})
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     )
-    try:
-        out, _ = cmd.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True)
-    except ffmpeg.Error as exc:
-        lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise SubtitleError(f"cannot read subtitle {what}: ffmpeg: {lines[-1] if lines else 'no message'}") from exc
+    done = processes.run(cmd.compile(cmd=ffmpeg_exe()))
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise SubtitleError(f"cannot read subtitle {what}: ffmpeg: {lines[-1] if lines else 'no message'}")
     # ffmpeg's SRT and ASS muxers always write UTF-8.
-    return _parse_text(out.decode("utf-8", errors="replace"), what=what, hint=fmt)
+    return _parse_text(done.stdout.decode("utf-8", errors="replace"), what=what, hint=fmt)
 
 
 def _streams(path: Path, name: str) -> list[tuple[int, str, str | None, str]]:
@@ -179,7 +181,7 @@ def _parse_text(text: str, *, what: str, hint: str | None) -> list[Cue]:
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return []
-    fmt = _detect_format(text, hint)
+    fmt, recognised = _detect_format(text, hint)
     if fmt is None:
         raise SubtitleError(f"cannot parse subtitles {what}: no cue found (not SRT, WebVTT or ASS/SSA)")
     if fmt in ("srt", "vtt"):
@@ -191,43 +193,73 @@ def _parse_text(text: str, *, what: str, hint: str | None) -> list[Cue]:
     except (pysubs2.Pysubs2Error, ValueError) as exc:
         raise SubtitleError(f"cannot parse subtitles {what}: {_reason(exc)}") from exc
     dialogue = [event for event in events if not event.is_comment]
-    if not dialogue:
+    if not dialogue and not recognised:
         raise SubtitleError(f"cannot parse subtitles {what}: no cue found")
     cues: list[Cue] = []
     for number, event in enumerate(dialogue, 1):
-        if event.end < event.start:
-            raise SubtitleError(
-                f"cannot parse subtitles {what}: cue {number} ends ({event.end / 1000:.3f} s) "
-                f"before it starts ({event.start / 1000:.3f} s)"
-            )
+        # SRT and WebVTT times were checked with their signs, which pysubs2 drops, by _check_timing_lines.
+        _check_cue_times(number, event.start / 1000, event.end / 1000, what)
         plain = clean_text(event.text)
         if plain:
             cues.append(Cue(start=event.start / 1000, end=event.end / 1000, text=plain))
     return sorted(cues, key=lambda cue: cue.start)
 
 
-def _detect_format(text: str, hint: str | None) -> str | None:
-    """The format the content says; the extension's when the content says several or none."""
+def _detect_format(text: str, hint: str | None) -> tuple[str | None, bool]:
+    """The format the content says, else the extension's when the content says several or none; and
+    whether the content says it (a file only the extension calls subtitles must hold a cue)."""
     guesses: set[str] = {guess for cls in _FORMAT_CLASSES if (guess := cls.guess_format(text)) is not None}
     if len(guesses) == 1:
-        return guesses.pop()
+        return guesses.pop(), True
     if hint is not None and (hint in guesses or not guesses):
-        return hint
-    return min(guesses) if guesses else None
+        return hint, bool(guesses)
+    return (min(guesses), True) if guesses else (None, False)
 
 
-_TIMING_CANDIDATE = re.compile(r"^\s*\d.*-->")
+_TIMING_CANDIDATE = re.compile(r"^\s*-?\d.*-->")
 
 
 def _check_timing_lines(text: str, fmt: str, what: str) -> None:
-    """Every line that looks like a timing line must hold two timestamps; pysubs2 would otherwise
-    read a broken one as text of the cue before it."""
+    """Every line that looks like a timing line must hold two timestamps (pysubs2 would otherwise read
+    a broken one as text of the cue before it), and give valid cue times read with their signs (pysubs2
+    reads ``-00:00:01,000`` as one second)."""
     timestamp = WebVTTFormat.TIMESTAMP if fmt == "vtt" else SubripFormat.TIMESTAMP
+    signed = re.compile(rf"(-?){timestamp.pattern}")
+    cue = 0
     for number, line in enumerate(text.split("\n"), 1):
-        if _TIMING_CANDIDATE.match(line) and len(timestamp.findall(line)) != 2:
+        if not _TIMING_CANDIDATE.match(line):
+            continue
+        stamps = signed.findall(line)
+        if len(stamps) != 2:
             shown = line.strip()
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             raise SubtitleError(f"cannot parse subtitles {what}: malformed timing on line {number}: {shown!r}")
+        cue += 1
+        start, end = (_signed_seconds(sign, groups) for sign, *groups in stamps)
+        _check_cue_times(cue, start, end, what)
+
+
+def _signed_seconds(sign: str, groups: list[str]) -> float:
+    """Seconds of the groups of an SRT (h, m, s, fraction) or WebVTT ("h:" or "", m, s, fraction) timestamp."""
+    hours, minutes, secs, fraction = groups
+    whole = int(hours.rstrip(":") or 0) * 3600 + int(minutes) * 60 + int(secs)
+    seconds = whole + int(fraction) / 10.0 ** len(fraction)
+    return -seconds if sign else seconds
+
+
+def _check_cue_times(number: int, start: float, end: float, what: str) -> None:
+    """A cue's times must be finite and not below 0, and it must end after it starts."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        problem = f"has a time that is not a number (start {start} s, end {end} s)"
+    elif end < start:
+        problem = f"ends ({end:.3f} s) before it starts ({start:.3f} s)"
+    elif end == start:
+        problem = f"ends when it starts ({start:.3f} s)"
+    elif start < 0:
+        problem = f"starts before 0 ({start:.3f} s, ending at {end:.3f} s)"
+    else:
+        return
+    raise SubtitleError(f"cannot parse subtitles {what}: cue {number} {problem}")
 
 
 def _vtt_cue_blocks(text: str) -> str:

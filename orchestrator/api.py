@@ -9,6 +9,7 @@ shutdown. Writes need the bearer token ``MEDIAMESH_API_TOKEN``; reads need it to
     401 no bearer token                   413 body over MEDIAMESH_API_MAX_BODY_BYTES
     403 wrong bearer token                415 a body that is not JSON
     404 unknown asset, feature, version   422 a bad parameter or a body of the wrong shape
+    500 a stored value is corrupt (its bytes fail their checksum; run ``mediamesh verify``), or a bug
     503 no token configured, or the database or object store is unreachable (retry later)
 
 An event's new objects are downloaded from the S3 endpoint the store is configured with, registered under
@@ -24,7 +25,6 @@ import io
 import json
 import logging
 import mimetypes
-import os
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -38,7 +38,7 @@ import sqlalchemy.exc
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,9 +51,11 @@ from orchestrator.events import Announcement, FilerEvent, S3Notification, announ
 from orchestrator.mesh import Mesh
 from orchestrator.planner import plan
 from store import (
+    VERIFY_ON_READ_BYTES,
     AmbiguousAssetError,
     ArtefactNotFoundError,
     AssetNotFoundError,
+    CorruptValueError,
     Store,
     StoreSettings,
     ValueNotFoundError,
@@ -341,6 +343,7 @@ def create_app(
                 "content": {"application/octet-stream": {}, "video/mp4": {}},
             },
             422: {"description": "A bad parameter, or a slice or format the value does not have."},
+            500: {"model": ErrorOut, "description": "The stored value is corrupt; `mediamesh verify` finds it."},
         },
     )
     def read_value(
@@ -506,6 +509,10 @@ def _add_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": str(exc)}, 404)
         if isinstance(exc, AmbiguousAssetError):
             return JSONResponse({"detail": str(exc)}, 409)
+        if isinstance(exc, CorruptValueError):
+            # Damaged bytes stay damaged: asking the client to retry would only hide them.
+            log.error("%s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse({"detail": str(exc)}, 500)
         if getattr(exc, "retryable", False):
             log.warning("%s %s: %s", request.method, request.url.path, exc)
             return JSONResponse({"detail": f"try again later: {exc}"}, 503, headers={"Retry-After": "5"})
@@ -616,34 +623,11 @@ def _ping(store: Store) -> None:
 
 
 def _resolve_asset(store: Store, ref: str) -> str:
-    """An asset id from an id, a unique prefix or a name, never from a file on the server.
-
-    ``Store.resolve_asset`` also takes a path and hashes the file; an HTTP caller must not make the server
-    read its files, so a ref that names (or breaks) a path here is matched against ids and names only.
-    """
+    """An asset id from an id, a unique prefix or a recorded name: the database alone answers, never a file
+    on the server, so no answer depends on which paths exist here."""
     if not ref or len(ref) > 4096:
         raise AssetNotFoundError(f"no asset matches {ref[:80]!r}")
-    if not _names_a_path(ref):
-        return store.resolve_asset(ref)
-    lowered = ref.lower()
-    hex_prefix = len(lowered) >= 4 and all(c in "0123456789abcdef" for c in lowered)
-    found = [a.id for a in store.assets() if ref in a.names or (hex_prefix and a.id.startswith(lowered))]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise AmbiguousAssetError(f"{ref!r} matches several assets; give more characters")
-    raise AssetNotFoundError(f"no asset matches {ref!r} (give an asset id, a unique prefix or a name)")
-
-
-def _names_a_path(ref: str) -> bool:
-    """Whether ``ref`` exists on this machine, or is a path the OS rejects (so a path check would raise)."""
-    try:
-        os.stat(ref)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except (OSError, ValueError):
-        return True
-    return True
+    return store.resolve_asset(ref)
 
 
 def _value_response(
@@ -671,12 +655,18 @@ def _value_response(
         if format == "json":
             return out.model_copy(update={"payload": "file", "value": value.to_meta()})
         suffix = type(value).suffix
-        return FileResponse(
-            value.path,
-            media_type=mimetypes.guess_type(f"value{suffix}")[0] or "application/octet-stream",
-            filename=f"{record.asset_id[:12]}-{record.ref}{suffix}",
-            headers=headers,
-        )
+        media_type = mimetypes.guess_type(f"value{suffix}")[0] or "application/octet-stream"
+        filename = f"{record.asset_id[:12]}-{record.ref}{suffix}"
+        if record.bytes > VERIFY_ON_READ_BYTES:
+            # Too large to hash before answering (load did not): hashed as it streams, and a mismatch aborts the
+            # download, so the client never holds a complete wrong file.
+            disposition = f'attachment; filename="{filename}"'
+            return StreamingResponse(
+                mesh.store.stream_value(record),
+                media_type=media_type,
+                headers={**headers, "Content-Length": str(record.bytes), "Content-Disposition": disposition},
+            )
+        return FileResponse(value.path, media_type=media_type, filename=filename, headers=headers)
     per_shot = isinstance(value, ShotTable | TimedText | DedupMap | ShotEmbeddings)
     if (by_shot or by_time) and not per_shot:
         raise HTTPException(422, f"{record.ref} is not a per-shot value; it cannot be sliced by shot or time")

@@ -25,14 +25,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from features.errors import MediameshError
+from features.errors import BackendUnavailableError, MediameshError
 from features.models import encoder_summary, pretrained_available
 from features.spec import MEDIAFM
 from features.values import ArrayValue, FileValue, JsonValue, ShotTable, TitleMetadata
+from orchestrator import lifecycle
 from orchestrator.mesh import IngestResult, Mesh
 from orchestrator.planner import PlannedValue
 from orchestrator.prefect_server import server_state, stop_prefect_server
-from store import StoreSettings
+from store import StoreSettings, ValueRecord, migrate_store
 
 __all__ = ["app", "main"]
 
@@ -48,6 +49,8 @@ out = Console(soft_wrap=True)
 
 
 def main() -> None:
+    # Before any command imports Prefect or torch: they read where to write when imported.
+    lifecycle.enter(StoreSettings().home_dir)
     try:
         app()
     except MediameshError as exc:
@@ -131,8 +134,11 @@ def ingest(
         metadata = TitleMetadata.from_json({"title": title, "synopsis": synopsis, "tags": tags or ()})
     if (subtitles or metadata) and len(paths) != 1:
         raise typer.BadParameter("--subtitles, --title, --synopsis and --tags go with exactly one PATH")
-    with Mesh.open() as mesh:
-        results = _ingest(mesh, paths, subtitles, metadata)
+    try:
+        with Mesh.open() as mesh:
+            results = _ingest(mesh, paths, subtitles, metadata)
+    except BackendUnavailableError as exc:
+        results = [IngestResult(path=p, errors=[str(exc)]) for p in paths]
     if as_json:
         out.print_json(json.dumps([r.to_json() for r in results]))
     else:
@@ -140,9 +146,9 @@ def ingest(
         for r in results:
             table.add_row(r.path, (r.asset or "-")[:12], str(r.computed), str(r.reused), str(r.failed))
         out.print(table)
-    for r in results:
-        for message in r.errors:
-            err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    # An outage is the same line on every input: print each distinct line once.
+    for message in dict.fromkeys(m for r in results for m in r.errors):
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
@@ -152,7 +158,7 @@ def status(
 ) -> None:
     """Each feature@version of an asset with its state, timing and worker."""
     with Mesh.open() as mesh:
-        asset_id, states = mesh.status(asset)
+        asset_id, states = mesh.status(mesh.store.resolve_local_asset(asset))
         names = mesh.store.asset(asset_id).names
     out.print(f"asset [bold]{asset_id}[/bold]  {', '.join(names)}", highlight=False)
     table = Table("feature@version", "state", "seconds", "worker", "at", "detail")
@@ -181,14 +187,28 @@ def read(
 ) -> None:
     """Read a stored value: tables as JSON, arrays (embeddings) to .npy, media files to a file."""
     with Mesh.open() as mesh:
-        record, value = mesh.read(asset, feature, version)
-        if to is not None:
+        record, value = mesh.read(mesh.store.resolve_local_asset(asset), feature, version)
+        if to is not None and isinstance(value, FileValue):
+            _copy_verified(mesh, record, to)
+            err.print(f"wrote {record.ref} of {record.asset_id[:12]} to {to}")
+        elif to is not None:
             _write_value(value, to)
             err.print(f"wrote {record.ref} of {record.asset_id[:12]} to {to}")
         elif as_json:
             out.print_json(json.dumps(_jsonable(value)))
         else:
             _describe(record, mesh.store.lineage(record.key))
+
+
+def _copy_verified(mesh: Mesh, record: ValueRecord, to: Path) -> None:
+    """Copy a media file value whole, hashed as it goes; a corrupt one leaves no file behind."""
+    try:
+        with to.open("wb") as fh:
+            for chunk in mesh.store.stream_value(record):
+                fh.write(chunk)
+    except BaseException:
+        to.unlink(missing_ok=True)
+        raise
 
 
 def _write_value(value: Any, to: Path) -> None:
@@ -234,6 +254,7 @@ def _describe(record: Any, lineage: list[tuple[str, str]]) -> None:
         "dtype",
         "bytes",
         "checksum",
+        "xxh3",
         "duration_s",
         "worker",
         "device",
@@ -295,8 +316,9 @@ def backfill(
         spec = mesh.registry.resolve(name)
         if version and version != spec.version:
             raise typer.BadParameter(f"the registry has {spec.ref}, not {name}@{version}", param_hint="FEATURE")
+        ids = [mesh.store.resolve_local_asset(a) for a in assets] if assets else None
         with _progress() as progress:
-            report = mesh.backfill(spec.name, assets=assets, progress=_RichProgress(progress))
+            report = mesh.backfill(spec.name, assets=ids, progress=_RichProgress(progress))
     out.print(f"{spec.ref}: computed {report.computed}, reused {report.reused}, failed {report.failed}")
     for asset in report.assets.values():
         for message in asset.errors:
@@ -445,12 +467,64 @@ def info() -> None:
 
 
 @app.command()
-def gc(dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False) -> None:
-    """Remove blobs that no asset or value refers to (left by a crash between blob and row)."""
+def gc(
+    dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"removed" (or "would_remove"): [blob keys], "count": N}.')
+    ] = False,
+) -> None:
+    """Remove blobs that no row refers to (left by a crash between blob and row). Assets, values, attachments
+    (subtitles, title metadata) and artefacts (checkpoints) are all kept."""
     with Mesh.open() as mesh:
         removed = mesh.store.gc(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    out.print(f"{verb} {len(removed)} orphan blob(s)")
+    if as_json:
+        out.print_json(json.dumps({verb.replace(" ", "_"): removed, "count": len(removed)}))
+    else:
+        out.print(f"{verb} {len(removed)} orphan blob(s)")
+
+
+@app.command()
+def verify(
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="Check this many referenced blobs, chosen at random, not all.")
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print {"checked": N, "bytes": B, "missing": [...], "corrupt": [...]}, each entry '
+            '{"blob", "values", "assets"}.',
+        ),
+    ] = False,
+) -> None:
+    """Re-hash every stored blob against the SHA-256, size and xxh3 its rows recorded, and report the missing
+    and corrupt ones with the values and assets that use them (a scrub). Exit 1 if any is bad.
+
+    In "values", a feature value is its key; any other row is TABLE:KEY (attachments:ASSET/KIND/SHA256 for
+    subtitles and title metadata, artefacts:ID for checkpoints). "assets" lists the assets concerned.
+    """
+    with Mesh.open() as mesh, _progress() as progress:
+        task = progress.add_task("verifying blobs", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = mesh.store.verify(sample=sample, progress=advance)
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        out.print(
+            f"checked {report.checked} blob(s), {report.bytes / (1 << 20):.1f} MiB: "
+            f"{len(report.missing)} missing, {len(report.corrupt)} corrupt",
+            highlight=False,
+        )
+        for label, bad in (("missing", report.missing), ("corrupt", report.corrupt)):
+            for blob in bad:
+                out.print(f"{label} {blob.key}: {blob.problem}", highlight=False)
+                out.print(f"  values: {', '.join(blob.values) or '-'}", highlight=False)
+                out.print(f"  assets: {', '.join(blob.assets) or '-'}", highlight=False)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -473,18 +547,29 @@ def serve(
     from orchestrator.api import ApiSettings
     from orchestrator.api import serve as run_api
 
-    run_api(host, port, ApiSettings())
+    try:
+        run_api(host, port, ApiSettings())
+    except KeyboardInterrupt:  # uvicorn has shut down gracefully and passes the signal on
+        err.print("api stopped")
 
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema to the newest migration; with PREFECT_API_URL set, create the work pools and
-    deployments too. Safe to run again, and from several processes at once."""
+    """Bring the database schema to the newest migration as the owner role (MEDIAMESH_OWNER_DATABASE_URL) and
+    grant the application role (MEDIAMESH_DATABASE_URL's) its privileges; with PREFECT_API_URL set, create the
+    work pools and deployments too. Safe to run again, and from several processes at once."""
     settings = StoreSettings()
+    app_role = migrate_store(settings)
     with Mesh.open(settings=settings) as mesh:
         url = mesh.store.engine.url.render_as_string(hide_password=True)
         blobs = mesh.store.blobs.describe()
     out.print(f"database {url} is up to date; object store {blobs}", highlight=False)
+    if app_role is None:
+        err.print(
+            "note: the service connects as the role that owns the schema; set MEDIAMESH_OWNER_DATABASE_URL to "
+            "the owner and MEDIAMESH_DATABASE_URL to an application role that may only read and append",
+            highlight=False,
+        )
     if os.environ.get("PREFECT_API_URL"):
         from prefect.client.orchestration import get_client
 
@@ -605,8 +690,8 @@ def dev_stack(
     settings = StoreSettings()
     try:
         with DevStack(settings.home_dir, api_port=port, landing_bucket=landing_bucket, log=err.print) as stack:
-            out.print_json(json.dumps(stack.info))
-            err.print(f"stack.json: {stack.info_path}; Ctrl-C to stop")
+            out.print_json(json.dumps(stack.public_info))
+            err.print(f"the API token and the S3 keys are in {stack.info_path} (mode 0600); Ctrl-C to stop")
             stack.wait()
     except KeyboardInterrupt:
         pass

@@ -4,7 +4,8 @@ In start order: the embedded Postgres (held by this process), SeaweedFS S3 on lo
 and a landing bucket whose filer posts every new file to the API, the Prefect server, the API
 (``MEDIAMESH_EXECUTION=pools``), one CPU worker and one GPU-pool worker (on the CPU when there is no GPU).
 Each child runs in its own process group, logs to ``$MEDIAMESH_HOME/stack/logs/``, and dies with this
-process. ``stack.json`` says where everything is; it is removed when the stack stops.
+process. ``stack.json`` says where everything is; it holds the API token and the S3 keys, so it is 0600 in
+the home (made 0700), never printed, and removed when the stack stops.
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from features.errors import MediameshError
+from features.processes import die_with_parent
+from orchestrator.lifecycle import write_private
 from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from orchestrator.seaweed import S3Endpoint, Webhook, die_with_parent, seaweed_s3
+from orchestrator.seaweed import S3Endpoint, Webhook, seaweed_s3
 from store import StoreSettings, open_store
 from store.database import embedded_database_url
 
-__all__ = ["DevStack", "StackError"]
+__all__ = ["SECRETS", "DevStack", "StackError"]
 
 BLOB_BUCKET = "mediamesh"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
+# The fields of stack.json that are secrets: never printed or logged, only written 0600 in a 0700 folder.
+SECRETS = ("token", "s3_secret_key")
 
 
 class StackError(MediameshError):
@@ -116,11 +121,12 @@ class DevStack:
         )
         self.log(f"s3: SeaweedFS at {s3.url}, buckets {BLOB_BUCKET} and {self.landing_bucket}")
         env = self._environment(database_url, s3)
-        # The schema, once, before anything else opens the store.
+        # The schema, once, before anything else opens the store: the embedded default (no database_url)
+        # migrates as its owner role; the API and workers then connect with database_url, the application role's.
         open_store(
             StoreSettings(
                 home=self.home,
-                database_url=database_url,
+                database_url=None,
                 object_store=env["MEDIAMESH_OBJECT_STORE"],
                 s3_endpoint=s3.url,
                 s3_access_key=s3.access_key,
@@ -154,9 +160,14 @@ class DevStack:
             "object_store": env["MEDIAMESH_OBJECT_STORE"],
             "pids": {name: child.pid for name, child in self.children.items()},
         }
-        self.info_path.write_text(json.dumps(self.info, indent=2) + "\n")
-        self.info_path.chmod(0o600)  # it holds the token and the S3 keys
         self._stack.callback(self.info_path.unlink, missing_ok=True)
+        write_private(self.info_path, json.dumps(self.info, indent=2) + "\n")
+
+    @property
+    def public_info(self) -> dict[str, Any]:
+        """``info`` without its secrets, which ``secrets_in`` says where to find."""
+        public = {name: value for name, value in self.info.items() if name not in SECRETS}
+        return {**public, "secrets_in": str(self.info_path)}
 
     def _environment(self, database_url: str, s3: S3Endpoint) -> dict[str, str]:
         env = dict(os.environ)

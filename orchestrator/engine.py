@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from features.errors import ExecutionError, MediameshError, TransientError
+from features.errors import BackendUnavailableError, ExecutionError, MediameshError, TransientError
 from features.registry import Registry
 from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE
 from features.values import FileValue
@@ -56,8 +56,11 @@ class AssetReport:
 
 @dataclass
 class RunReport:
+    """What a run did per asset; ``outage`` is set when the database or object store went away during it."""
+
     run_id: str
     assets: dict[str, AssetReport]
+    outage: BackendUnavailableError | None = None
 
     @property
     def computed(self) -> int:
@@ -103,6 +106,7 @@ def execute(
     if plan.missing:
         task_runner = _Runner(store, registry, run_id, dict(names or {}), progress)
         outcomes = task_runner.run(plan, trigger=trigger, api_url=api_url, max_workers=max_workers)
+    run = RunReport(run_id, assets)
     for v in plan.missing:
         outcome, error = outcomes.get(v.key, (SKIPPED, None))
         report = assets[v.asset]
@@ -112,14 +116,17 @@ def execute(
             report.reused += 1
         elif outcome == FAILED:
             report.failed += 1
-            report.errors.append(_one_line(error))
-    store.finish_run(
-        run_id,
-        computed=sum(a.computed for a in assets.values()),
-        reused=sum(a.reused for a in assets.values()),
-        failed=sum(a.failed for a in assets.values()),
-    )
-    return RunReport(run_id, assets)
+            if isinstance(error, BackendUnavailableError):
+                # One outage, however many values it failed: the caller reports it once.
+                run.outage = run.outage or error
+            else:
+                report.errors.append(_one_line(error))
+    try:
+        store.finish_run(run_id, computed=run.computed, reused=run.reused, failed=run.failed)
+    except BackendUnavailableError as exc:
+        # Every value is stored (or not) by now; only the run's bookkeeping row is left unfinished.
+        run.outage = run.outage or exc
+    return run
 
 
 class _Runner:
@@ -271,6 +278,8 @@ def new_value(value: PlannedValue, *, started: datetime, worker: str, device: st
 
 def _as_execution_error(exc: BaseException, value: PlannedValue) -> MediameshError:
     """Our own errors gain the feature and asset they happened in; anything else is wrapped."""
+    if isinstance(exc, BackendUnavailableError):
+        return exc  # about the backend, not this value: the same line for every value it stops
     if isinstance(exc, ExecutionError):
         exc.feature = exc.feature or value.ref
         exc.asset = exc.asset or value.asset

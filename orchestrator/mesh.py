@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from features import default_registry
-from features.errors import DefinitionError, InputFileError, MediameshError
+from features.errors import BackendUnavailableError, DefinitionError, InputFileError, MediameshError
 from features.registry import Registry
 from features.spec import MEDIAFM, SUBTITLES
 from features.values import TitleMetadata
@@ -117,18 +117,24 @@ class Mesh:
             raise ValueError("subtitle files and title metadata can be given for one input at a time")
         results: list[IngestResult] = []
         names: dict[str, str] = {}
-        for raw in paths:
-            result = self.register(raw, subtitles=subtitles, title=title)
-            results.append(result)
-            if result.asset is not None:
-                names.setdefault(result.asset, str(raw))
-            if on_hashed is not None:
-                on_hashed(str(raw))
-        assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
-        if not assets:
-            return results
-        the_plan = plan(self.store, self.registry, assets, targets if targets is not None else self.default_targets())
-        report = self.run(the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start)
+        try:
+            for raw in paths:
+                result = self.register(raw, subtitles=subtitles, title=title)
+                results.append(result)
+                if result.asset is not None:
+                    names.setdefault(result.asset, str(raw))
+                if on_hashed is not None:
+                    on_hashed(str(raw))
+            assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
+            if not assets:
+                return results
+            wanted = targets if targets is not None else self.default_targets()
+            the_plan = plan(self.store, self.registry, assets, wanted)
+            report = self.run(
+                the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start
+            )
+        except BackendUnavailableError as exc:
+            return _with_outage(results, [str(raw) for raw in paths], exc)
         seen: set[str] = set()
         for result in results:
             if result.asset is None:
@@ -144,6 +150,8 @@ class Mesh:
                 asset_report.failed,
             )
             result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
+        if report.outage is not None:
+            return _with_outage(results, [], report.outage)
         return results
 
     def register(
@@ -155,6 +163,8 @@ class Mesh:
             path = _readable_file(Path(raw))
             asset, _ = self.store.register_asset(path, name=str(path.resolve()))
             result.asset = asset.id
+        except BackendUnavailableError:
+            raise
         except (MediameshError, OSError) as exc:
             result.errors.append(f"{raw}: {_message(exc)}")
         else:
@@ -190,6 +200,8 @@ class Mesh:
         for path, language in files:
             try:
                 self.store.attach(asset_id, SUBTITLES, _readable_file(path), name=path.name, language=language)
+            except BackendUnavailableError:
+                raise
             except (MediameshError, OSError) as exc:
                 result.errors.append(f"{path}: {_message(exc)}")
 
@@ -338,6 +350,15 @@ def configured_registry(modules: str | None = None) -> Registry:
                 raise DefinitionError(f"MEDIAMESH_FEATURES names {name!r}, which defines no @feature function")
         specs.update((spec.name, spec) for spec in found)
     return Registry(specs.values())
+
+
+def _with_outage(results: list[IngestResult], paths: list[str], outage: BackendUnavailableError) -> list[IngestResult]:
+    """Every input, each carrying the outage's line (the same text, so it is printed once); none of them is ok."""
+    done = {r.path for r in results}
+    results = [*results, *(IngestResult(path=p) for p in paths if p not in done)]
+    for result in results:
+        result.errors.append(str(outage))
+    return results
 
 
 def _readable_file(path: Path) -> Path:

@@ -2,6 +2,10 @@
 
 Keys follow from identities alone, so the whole plan is computed in memory and checked against the store
 with one bulk query: *to compute = plan keys - stored keys*.
+
+The media gate: ``encode`` (when the registry has it) is where a bad input fails. A feature that does not
+read it (the title metadata's embedding) waits for it all the same, as an ordering that is no part of its
+key, so an asset whose media is bad gets no value at all, and its stored values keep their keys.
 """
 
 from __future__ import annotations
@@ -15,18 +19,23 @@ from features.registry import Registry
 from features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from store import Store
 
-__all__ = ["Plan", "PlannedValue", "plan", "root_keys"]
+__all__ = ["MEDIA_GATE", "Plan", "PlannedValue", "plan", "root_keys"]
+
+#: The feature every other feature of an asset is computed after: it fails for media that is not a video.
+MEDIA_GATE = "encode"
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedValue:
-    """One value of one asset: its key and the keys of the inputs it is computed from."""
+    """One value of one asset: its key, the keys of the inputs it is computed from, and the key of the
+    asset's media gate when the feature does not read it (``gate``: an ordering, not part of the key)."""
 
     key: str
     asset: str
     spec: FeatureSpec = field(repr=False)
     model_fingerprint: str | None
     inputs: tuple[tuple[str, str], ...]  # (input name, value key or asset id), in parameter order
+    gate: str | None = None
 
     @property
     def feature(self) -> str:
@@ -38,7 +47,10 @@ class PlannedValue:
 
     @property
     def upstream_keys(self) -> tuple[str, ...]:
-        return tuple(k for n, k in self.inputs if n not in ROOT_INPUTS)
+        """The values that must be stored before this one is computed: its inputs that features produce,
+        and its gate."""
+        keys = tuple(k for n, k in self.inputs if n not in ROOT_INPUTS)
+        return (*keys, self.gate) if self.gate is not None else keys
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,10 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     """Plan the ``targets`` (default: every feature) for ``assets``; one query finds what is stored."""
     order = registry.closure(targets) if targets is not None else registry.order
     wanted = set(targets) if targets is not None else set(order)
+    gated = _gated(registry, order)
+    if gated:  # the gate and what it reads come first, so that gated values follow it in any order
+        first = registry.closure([MEDIA_GATE])
+        order = (*first, *(n for n in order if n not in first))
     models = {name: registry[name].model_fingerprint() for name in order}
     specs = [(name, registry[name], registry[name].input_names) for name in order]
     prefixes = {name: KeyPrefix(spec.name, spec.version, spec.params, models[name]) for name, spec, _ in specs}
@@ -82,7 +98,9 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
             inputs = tuple((i, keys[i]) for i in input_names)
             key = prefixes[name].key([k for _, k in inputs])
             keys[name] = key
-            values.append(PlannedValue(key, asset, spec, models[name], inputs))
+            values.append(
+                PlannedValue(key, asset, spec, models[name], inputs, keys[MEDIA_GATE] if name in gated else None)
+            )
     stored = frozenset(store.stored_keys(v.key for v in values))
     missing = _needed(values, stored, wanted)
     return Plan(tuple(values), stored, missing, tuple(sorted(wanted)))
@@ -106,6 +124,14 @@ def root_keys(store: Store, assets: Sequence[str], roots: Iterable[str]) -> dict
             key = attachment_set_key(MEDIAFM, [(None, promoted.id)] if promoted else [])
             keys[root] = dict.fromkeys(assets, key)
     return keys
+
+
+def _gated(registry: Registry, order: Sequence[str]) -> frozenset[str]:
+    """The features of ``order`` that wait for the media gate without reading it."""
+    if MEDIA_GATE not in registry:
+        return frozenset()
+    related = {*registry.closure([MEDIA_GATE]), *registry.dependents(MEDIA_GATE)}
+    return frozenset(n for n in order if n not in related)
 
 
 def _needed(values: list[PlannedValue], stored: frozenset[str], wanted: set[str]) -> tuple[PlannedValue, ...]:

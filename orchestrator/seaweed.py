@@ -5,13 +5,13 @@ one identity whose access/secret key pair comes from an ``-s3.config`` file, so 
 exactly as they would against MinIO or AWS. ``buckets`` are created once it is up; ``webhook`` has the
 filer post an event for every file created under the given path prefixes (``notification.webhook``), which
 the API takes at ``/events/seaweedfs``. The process dies with the one that started it, and leaves nothing
-behind when stopped.
+behind when stopped but its data: the two files that hold secrets (the key pair, the webhook's token) are
+0600 in a 0700 ``workdir`` and removed at the stop.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -22,14 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
 from minio import Minio
 
-__all__ = ["S3Endpoint", "ServiceError", "Webhook", "die_with_parent", "seaweed_s3"]
+from features.processes import die_with_parent
+from orchestrator.lifecycle import write_private
+
+__all__ = ["S3Endpoint", "ServiceError", "Webhook", "seaweed_s3"]
 
 READY_TIMEOUT_S = 60.0
 # A clean stop takes 1-2 s; about one stop in four hangs in the volume server's HTTP shutdown (weed 4.48).
@@ -114,15 +117,31 @@ def seaweed_s3(
 ) -> Iterator[S3Endpoint]:
     """Run ``weed mini`` with its data and log (``weed.log``) in ``workdir``; yield its S3 endpoint."""
     weed = _find_weed()
-    workdir.mkdir(parents=True, exist_ok=True)
     secret_key = secrets.token_hex(20)
     config = workdir / "s3.json"
-    config.write_text(json.dumps(_s3_identities(access_key, secret_key)))
     notification = workdir / "notification.toml"
-    if webhook is not None:
-        notification.write_text(webhook.toml())
-    else:
+    write_private(config, json.dumps(_s3_identities(access_key, secret_key)))
+    try:
+        if webhook is not None:
+            write_private(notification, webhook.toml())
+        else:
+            notification.unlink(missing_ok=True)
+        yield from _serve(weed, workdir, config, access_key, secret_key, buckets, ready_timeout)
+    finally:
+        config.unlink(missing_ok=True)
         notification.unlink(missing_ok=True)
+
+
+def _serve(
+    weed: str,
+    workdir: Path,
+    config: Path,
+    access_key: str,
+    secret_key: str,
+    buckets: Collection[str],
+    ready_timeout: float,
+) -> Iterator[S3Endpoint]:
+    """Start weed on free ports (again on new ones when a port is taken first); yield; stop it."""
     log_path = workdir / "weed.log"
 
     # A port found free can be taken by someone else before weed binds it; then start again on new ports.
@@ -246,24 +265,6 @@ def _free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A preexec hook that has Linux kill weed when this process dies, even by SIGKILL.
-
-    Linux sends the signal when the thread that started weed ends, so start it from a thread that lives
-    as long as the service (pytest fixtures run on the main thread).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, sigkill)
-
-    return hook
 
 
 def _wait_until_ready(

@@ -166,7 +166,7 @@ def evaluate_probe(mesh: Mesh, labels: Path, ref: str | None = None, seed: int =
         rows = [row for row in csv.reader(fh) if row and not row[0].startswith("#")]
     if rows and rows[0][0].strip().lower() == "asset":
         rows = rows[1:]
-    resolved = [(mesh.store.resolve_asset(r[0].strip()), *r[1:]) for r in rows]
+    resolved = [(mesh.store.resolve_local_asset(r[0].strip()), *r[1:]) for r in rows]
     assets = list(dict.fromkeys(r[0] for r in resolved))
     shot_plan = plan(mesh.store, mesh.registry, assets, ["shots", "fused"])
     times = {a: [(s.start_time, s.end_time) for s in _shots(mesh, shot_plan.key_of(a, "shots")).shots] for a in assets}

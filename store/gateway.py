@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import xxhash
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from features.errors import MediameshError
 from features.values import MediaFMCheckpoint, SourceMedia, Subtitles, SubtitleTrack, TitleMetadata
-from store import codecs, schema
-from store.blobs import BlobIntegrityError, BlobStore
+from store import codecs, faults, schema
+from store.blobs import BlobIntegrityError, BlobNotFoundError, BlobStore
 
 __all__ = [
+    "VERIFY_ON_READ_BYTES",
     "AmbiguousAssetError",
     "ArtefactNotFoundError",
     "ArtefactRecord",
@@ -31,11 +34,15 @@ __all__ = [
     "AssetRecord",
     "AttachmentRecord",
     "AttemptRecord",
+    "BadBlob",
+    "BlobUse",
+    "CorruptValueError",
     "GarbageCollectionBusyError",
     "NewValue",
     "Store",
     "ValueNotFoundError",
     "ValueRecord",
+    "VerifyReport",
     "hash_file",
 ]
 
@@ -44,6 +51,9 @@ _HEX_OR_COMMA = frozenset("0123456789abcdef,")
 # Computing work holds this advisory lock shared; garbage collection takes it exclusively, so gc never
 # sweeps a blob whose row is about to be written.
 _GC_LOCK = 0x6D6D6763
+# Values up to this size are re-hashed on every read: xxh3 runs at several GB/s, so 64 MiB costs a few
+# milliseconds, less than reading it. Larger values (long media files) are hashed when streamed whole.
+VERIFY_ON_READ_BYTES = 64 << 20
 
 
 class AssetNotFoundError(MediameshError):
@@ -66,6 +76,18 @@ class GarbageCollectionBusyError(MediameshError):
     """Work is in progress; garbage collection must wait for it."""
 
     retryable = True
+
+
+class CorruptValueError(BlobIntegrityError):
+    """A stored value's bytes no longer match the checksum or size its row recorded; the same read will fail
+    again, so retrying cannot help (``mediamesh verify`` finds every damaged blob)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+    def __reduce__(self) -> tuple[type[CorruptValueError], tuple[str]]:
+        # Errors cross process boundaries pickled (task runners); rebuild from the constructor's arguments.
+        return type(self), (str(self),)
 
 
 @dataclass(frozen=True)
@@ -142,6 +164,7 @@ class ValueRecord:
     worker: str
     device: str
     created_at: datetime
+    xxh3: str | None = None
 
     @property
     def ref(self) -> str:
@@ -160,6 +183,63 @@ class AttemptRecord:
     worker: str
     started_at: datetime
     finished_at: datetime
+
+
+@dataclass(frozen=True)
+class BlobUse:
+    """A row that names a blob: its table (``source``), its key there, and the asset it belongs to."""
+
+    source: str
+    row_key: str
+    asset_id: str | None
+
+    @property
+    def ref(self) -> str:
+        """A value's key as it is; any other row as ``table:key`` (``attachments:ASSET/KIND/SHA256``)."""
+        return self.row_key if self.source == "feature_values" else f"{self.source}:{self.row_key}"
+
+
+@dataclass(frozen=True)
+class BadBlob:
+    """A referenced blob that is missing or whose bytes do not match what its rows recorded."""
+
+    key: str
+    problem: str
+    uses: tuple[BlobUse, ...]
+
+    @property
+    def values(self) -> list[str]:
+        """The rows that use the blob, as ``BlobUse.ref``; an asset's own bytes are listed under ``assets``."""
+        return sorted({u.ref for u in self.uses if u.source != "assets"})
+
+    @property
+    def assets(self) -> list[str]:
+        return sorted({u.asset_id for u in self.uses if u.asset_id is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"blob": self.key, "values": self.values, "assets": self.assets}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a scrub found: blobs and bytes checked, and the blobs missing or corrupt."""
+
+    checked: int
+    bytes: int
+    missing: tuple[BadBlob, ...]
+    corrupt: tuple[BadBlob, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupt
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "bytes": self.bytes,
+            "missing": [b.to_json() for b in self.missing],
+            "corrupt": [b.to_json() for b in self.corrupt],
+        }
 
 
 def hash_file(path: Path) -> str:
@@ -247,13 +327,14 @@ class Store:
         return {row.name: row.asset_id for row in rows}
 
     def resolve_asset(self, ref: str) -> str:
-        """An asset id from an id, a unique id prefix, a path to ingested bytes, or an alias name."""
-        path = Path(ref)
-        if path.is_file():
-            asset_id = hash_file(path)
-            if self._asset_exists(asset_id):
-                return asset_id
-            raise AssetNotFoundError(f"the bytes of {ref!r} were never ingested (sha256 {asset_id[:12]})")
+        """An asset id from an id, a unique id prefix or a name the asset was ingested under.
+
+        Only the database is asked, never the file system, so the answer cannot tell a caller which paths
+        exist on this machine (the API resolves with this). ``resolve_local_asset`` also takes a file.
+        """
+        unknown = f"no asset matches {ref!r} (give an asset id, a unique prefix or a name it was ingested under)"
+        if "\x00" in ref:  # no name holds one, and Postgres text cannot
+            raise AssetNotFoundError(unknown)
         with self.engine.connect() as conn:
             ref_lower = ref.lower()
             if len(ref_lower) >= 4 and all(c in "0123456789abcdef" for c in ref_lower):
@@ -275,7 +356,20 @@ class Store:
             return str(by_name[0])
         if len(by_name) > 1:
             raise AmbiguousAssetError(f"{ref!r} names several assets (the file changed between ingests)")
-        raise AssetNotFoundError(f"no asset matches {ref!r} (give an asset id, a unique prefix or an ingested file)")
+        raise AssetNotFoundError(unknown)
+
+    def resolve_local_asset(self, ref: str) -> str:
+        """As ``resolve_asset``, but a path to a file on this machine means the asset of that file's bytes.
+
+        For the CLI, whose user names their own files; never for a remote caller.
+        """
+        path = Path(ref)
+        if path.is_file():
+            asset_id = hash_file(path)
+            if self._asset_exists(asset_id):
+                return asset_id
+            raise AssetNotFoundError(f"the bytes of {ref!r} were never ingested (sha256 {asset_id[:12]})")
+        return self.resolve_asset(ref)
 
     def _asset_exists(self, asset_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -309,14 +403,8 @@ class Store:
             with self.engine.begin() as conn:
                 current = self._current_attachments(conn, [asset_id], kind).get(asset_id, [])
                 if not any(a.sha256 == sha256 and (a.language or "") == (language or "") for a in current):
-                    conn.execute(
-                        pg_insert(table)
-                        .values(**row)
-                        .on_conflict_do_update(
-                            index_elements=[table.c.asset_id, table.c.kind, table.c.sha256],
-                            set_={"attached_at": sa.func.clock_timestamp(), "language": row["language"], "name": name},
-                        )
-                    )
+                    # A new row even for bytes attached before: rows are history, never changed.
+                    conn.execute(table.insert().values(**row, attached_at=sa.func.clock_timestamp()))
                 records = self._current_attachments(conn, [asset_id], kind)[asset_id]
         return next(r for r in records if r.sha256 == sha256)
 
@@ -330,11 +418,23 @@ class Store:
         conn: sa.Connection, asset_ids: Sequence[str], kind: str
     ) -> dict[str, list[AttachmentRecord]]:
         table = schema.attachments
-        latest = (
+        # The newest row of each file says its language now; the newest of those per language is current.
+        newest_per_file = (
             sa.select(table)
             .where(table.c.asset_id == sa.func.any(sa.literal(list(asset_ids))), table.c.kind == kind)
-            .ext(distinct_on(table.c.asset_id, table.c.language))
-            .order_by(table.c.asset_id, table.c.language, table.c.attached_at.desc())
+            .ext(distinct_on(table.c.asset_id, table.c.sha256))
+            .order_by(table.c.asset_id, table.c.sha256, table.c.attached_at.desc(), table.c.id.desc())
+            .subquery()
+        )
+        latest = (
+            sa.select(newest_per_file)
+            .ext(distinct_on(newest_per_file.c.asset_id, newest_per_file.c.language))
+            .order_by(
+                newest_per_file.c.asset_id,
+                newest_per_file.c.language,
+                newest_per_file.c.attached_at.desc(),
+                newest_per_file.c.id.desc(),
+            )
         )
         found: dict[str, list[AttachmentRecord]] = {}
         for r in conn.execute(latest):
@@ -490,12 +590,16 @@ class Store:
     def put_value(self, new: NewValue, value: Any) -> ValueRecord:
         """Write the blob (verified), then the row and its lineage in one transaction."""
         payload = codecs.encode(value)
+        faults.fault_point(faults.BEFORE_BLOB, new.feature)
         if payload.path is not None:
             info = self.blobs.put_file(payload.path)
+            xxh3 = _xxh3_of_file(payload.path)
         elif payload.data is not None:
             info = self.blobs.put_bytes(payload.data)
+            xxh3 = xxhash.xxh3_64_hexdigest(payload.data)
         else:  # pragma: no cover - codecs.encode always sets one of the two
             raise TypeError(f"value {new.key} has no payload")
+        faults.fault_point(faults.AFTER_BLOB, new.feature)
         row = {
             "key": new.key,
             "asset_id": new.asset_id,
@@ -511,6 +615,7 @@ class Store:
             "dtype": payload.dtype,
             "bytes": info.size,
             "checksum": info.sha256,
+            "xxh3": xxh3,
             "started_at": new.started_at,
             "finished_at": new.finished_at,
             "duration_s": (new.finished_at - new.started_at).total_seconds(),
@@ -529,6 +634,7 @@ class Store:
                         for i, (n, k) in enumerate(new.inputs)
                     ],
                 )
+        faults.fault_point(faults.AFTER_ROW, new.feature)
         record = self.value(new.key)
         if record is None:  # pragma: no cover - the row was just written or already there
             raise ValueNotFoundError(f"value {new.key} vanished after writing")
@@ -560,19 +666,37 @@ class Store:
             ).all()
         return [(r[0], r[1]) for r in rows]
 
-    def load(self, record: ValueRecord, output_type: Any) -> Any:
-        """The stored value as its Python type (a file value gets a local path, read-only)."""
+    def load(self, record: ValueRecord, output_type: Any, *, verify: bool = True) -> Any:
+        """The stored value as its Python type (a file value gets a local path, read-only).
+
+        The size is always checked against the row. With ``verify`` (the default) a value of up to
+        ``VERIFY_ON_READ_BYTES`` is re-hashed too, by its xxh3 (SHA-256 for rows from before xxh3); a larger
+        media file is hashed when streamed whole (``stream_value``). A mismatch is a ``CorruptValueError``.
+        """
+        hashed = verify and record.bytes <= VERIFY_ON_READ_BYTES
         if record.payload_kind == "file":
-            path = self.blobs.local_path(record.blob_key)
+            try:
+                path = self.blobs.local_path(record.blob_key)
+            except BlobIntegrityError as exc:  # a remote store's bytes failed their hash on download
+                raise _corrupt(record, "does not hash to its key when downloaded") from exc
+            if hashed:
+                with path.open("rb") as fh:
+                    _check_value(record, iter(lambda: fh.read(_HASH_CHUNK), b""))
+            elif (size := path.stat().st_size) != record.bytes:
+                raise _corrupt(record, f"has {size} bytes, its row says {record.bytes}")
             return codecs.decode("file", output_type, record.meta, path=path)
         data = self.blobs.get_bytes(record.blob_key)
-        if len(data) != record.bytes:
-            raise BlobIntegrityError(
-                f"value {record.key[:12]} ({record.ref}): blob {record.blob_key} has {len(data)} bytes, "
-                f"its row says {record.bytes}",
-                retryable=True,
-            )
+        if hashed:
+            _check_value(record, (data,))
+        elif len(data) != record.bytes:
+            raise _corrupt(record, f"has {len(data)} bytes, its row says {record.bytes}")
         return codecs.decode(record.payload_kind, output_type, record.meta, data=data)
+
+    def stream_value(self, record: ValueRecord) -> Iterator[bytes]:
+        """The value's bytes in pieces, from the store itself, in bounded memory: for sending a media file
+        whole. Hashed as they pass; after the last piece a mismatch raises ``CorruptValueError``, so a
+        consumer that stops at the error (an aborted download, a removed file) never keeps wrong bytes."""
+        yield from _checked(record, self.blobs.chunks(record.blob_key))
 
     # ---- attempts, claims, runs
 
@@ -710,14 +834,17 @@ class Store:
     # ---- garbage collection
 
     def gc(self, *, dry_run: bool = False) -> list[str]:
-        """Remove blobs no asset or value refers to (left by a crash between blob and row)."""
+        """Remove blobs that no row refers to (left by a crash between blob and row).
+
+        What is referenced is what the ``blob_references`` view lists: every table that names a blob (assets,
+        values, attachments, artefacts) adds itself to the view in the migration that creates it.
+        """
         with self.engine.connect() as conn:
             got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:g)"), {"g": _GC_LOCK}).scalar_one()
             if not got:
                 raise GarbageCollectionBusyError("work is in progress; run gc again when it is done")
             try:
-                referenced = set(conn.execute(sa.select(schema.assets.c.blob_key)).scalars())
-                referenced |= set(conn.execute(sa.select(schema.values.c.blob_key)).scalars())
+                referenced = set(conn.execute(sa.select(schema.blob_references.c.blob_key).distinct()).scalars())
                 orphans = [k for k in self.blobs.iter_keys() if k not in referenced]
                 if not dry_run:
                     for key in orphans:
@@ -726,6 +853,46 @@ class Store:
             finally:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:g)"), {"g": _GC_LOCK})
                 conn.commit()
+
+    # ---- scrubbing
+
+    def verify(
+        self,
+        *,
+        sample: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> VerifyReport:
+        """Re-hash every referenced blob (or ``sample`` of them, at random) from the store itself, against the
+        SHA-256, size and xxh3 its rows recorded; streamed, so memory stays bounded whatever the blob's size.
+
+        ``progress(done, total)`` is called after each blob.
+        """
+        refs = schema.blob_references
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(refs).order_by(refs.c.blob_key, refs.c.source, refs.c.row_key)).all()
+        by_key: dict[str, list[sa.Row[Any]]] = {}
+        for row in rows:
+            by_key.setdefault(row.blob_key, []).append(row)
+        keys = sorted(by_key)
+        if sample is not None and sample < len(keys):
+            keys = sorted((rng or random.Random()).sample(keys, sample))
+        missing: list[BadBlob] = []
+        corrupt: list[BadBlob] = []
+        total_bytes = 0
+        for done, key in enumerate(keys, 1):
+            uses = tuple(BlobUse(r.source, r.row_key, r.asset_id) for r in by_key[key])
+            try:
+                size, problem = _scrub(self.blobs.chunks(key), by_key[key])
+            except BlobNotFoundError:
+                missing.append(BadBlob(key, f"not in {self.blobs.describe()}", uses))
+            else:
+                total_bytes += size
+                if problem is not None:
+                    corrupt.append(BadBlob(key, problem, uses))
+            if progress is not None:
+                progress(done, len(keys))
+        return VerifyReport(len(keys), total_bytes, tuple(missing), tuple(corrupt))
 
     @contextmanager
     def _gc_guard(self) -> Iterator[None]:
@@ -737,6 +904,66 @@ class Store:
             finally:
                 conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:g)"), {"g": _GC_LOCK})
                 conn.commit()
+
+
+def _scrub(chunks: Iterable[bytes], rows: Sequence[sa.Row[Any]]) -> tuple[int, str | None]:
+    """The blob's size, and what is wrong with its bytes against each row's SHA-256, size and xxh3 (None: nothing)."""
+    sha256 = hashlib.sha256()
+    xxh3 = xxhash.xxh3_64() if any(r.xxh3 is not None for r in rows) else None
+    size = 0
+    for chunk in chunks:
+        sha256.update(chunk)
+        if xxh3 is not None:
+            xxh3.update(chunk)
+        size += len(chunk)
+    problems = []
+    digests = {r.sha256 for r in rows}
+    if digests != {got := sha256.hexdigest()}:
+        problems.append(f"hashes to SHA-256 {got}, its rows say {', '.join(sorted(digests))}")
+    sizes = {r.bytes for r in rows if r.bytes is not None}
+    if sizes - {size}:
+        problems.append(f"has {size} bytes, its rows say {', '.join(map(str, sorted(sizes)))}")
+    recorded = {r.xxh3 for r in rows if r.xxh3 is not None}
+    if xxh3 is not None and recorded - {xxh3.hexdigest()}:
+        problems.append(f"hashes to xxh3 {xxh3.hexdigest()}, its rows say {', '.join(sorted(recorded))}")
+    return size, "; ".join(problems) or None
+
+
+def _xxh3_of_file(path: Path) -> str:
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_value(record: ValueRecord, chunks: Iterable[bytes]) -> None:
+    for _ in _checked(record, chunks):
+        pass
+
+
+def _checked(record: ValueRecord, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` passed on as they are hashed by the row's xxh3 (its SHA-256 for rows older than xxh3);
+    after the last, a size or digest that differs from the row's raises ``CorruptValueError``."""
+    digest: Any = xxhash.xxh3_64() if record.xxh3 is not None else hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        yield chunk
+    if size != record.bytes:
+        raise _corrupt(record, f"has {size} bytes, its row says {record.bytes}")
+    expected = record.xxh3 if record.xxh3 is not None else record.checksum
+    if digest.hexdigest() != expected:
+        kind = "xxh3" if record.xxh3 is not None else "SHA-256"
+        raise _corrupt(record, f"does not match the {kind} its row recorded ({expected})")
+
+
+def _corrupt(record: ValueRecord, problem: str) -> CorruptValueError:
+    return CorruptValueError(
+        f"the stored value {record.ref} {record.key[:12]} of asset {record.asset_id[:12]} is corrupt: "
+        f"blob {record.blob_key} {problem}; run `mediamesh verify` to find every damaged blob"
+    )
 
 
 def _first(names: tuple[str, ...]) -> str | None:

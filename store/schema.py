@@ -20,11 +20,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "MUTABLE",
     "aliases",
     "artefacts",
     "assets",
     "attachments",
     "attempts",
+    "blob_references",
     "claims",
     "feature_promotions",
     "feature_versions",
@@ -33,6 +35,7 @@ __all__ = [
     "promotions",
     "runs",
     "values",
+    "views",
 ]
 
 metadata = MetaData()
@@ -82,6 +85,7 @@ values = Table(
     Column("dtype", Text),
     Column("bytes", BigInteger, nullable=False),
     Column("checksum", String(64), nullable=False),
+    Column("xxh3", String(16), comment="xxh3-64 of the blob's bytes, checked on read; NULL before 0005"),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Column("duration_s", Float, nullable=False),
@@ -142,16 +146,19 @@ runs = Table(
     Column("failed", Integer, nullable=False, server_default="0"),
 )
 
+# Append-only: attaching a file again (even older bytes) is a new row; the newest row wins (Store.attach).
 attachments = Table(
     "attachments",
     metadata,
-    Column("asset_id", String(64), ForeignKey("assets.id"), primary_key=True),
-    Column("kind", Text, primary_key=True, comment="what the file is, e.g. 'subtitles'"),
-    Column("sha256", String(64), primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("asset_id", String(64), ForeignKey("assets.id"), nullable=False),
+    Column("kind", Text, nullable=False, comment="what the file is, e.g. 'subtitles'"),
+    Column("sha256", String(64), nullable=False),
     Column("language", Text, nullable=False, server_default="", comment="'' when unknown"),
     Column("name", Text, nullable=False, comment="the file name it was attached under"),
     Column("blob_key", Text, nullable=False),
     Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_attachments_asset_kind", "asset_id", "kind", "attached_at"),
 )
 
 artefacts = Table(
@@ -184,3 +191,24 @@ feature_promotions = Table(
     Column("promoted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_feature_promotions_feature", "feature", "promoted_at"),
 )
+
+# Views live apart from ``metadata``, so that Alembic's autogenerate never takes them for tables.
+views = MetaData()
+
+blob_references = Table(
+    "blob_references",
+    views,
+    Column("blob_key", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("bytes", BigInteger, comment="NULL where the row does not record a size (attachments)"),
+    Column("xxh3", String(16), comment="NULL where the row does not record one"),
+    Column("source", Text, nullable=False, comment="the table of the row: assets, feature_values, ..."),
+    Column("row_key", Text, nullable=False, comment="the row's key in that table"),
+    Column("asset_id", String(64), comment="the asset the row belongs to; NULL for artefacts"),
+    comment="every row that names a blob, one per (row, blob): what gc keeps and verify checks",
+)
+
+# The only tables the application role may UPDATE or DELETE (store.database.migrate grants from this):
+# who is computing what right now, and a run's counts when it finishes. Every other table is read and
+# appended to, never changed.
+MUTABLE = (claims, runs)

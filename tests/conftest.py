@@ -11,8 +11,9 @@ import pytest
 
 from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
 from store import Store, StoreSettings, open_store
+from store.database import DatabaseRoles
 from tests.models import TinyModels, save_tiny_clip, save_tiny_wav2vec2
-from tests.postgres import embedded_postgres, fresh_database
+from tests.postgres import embedded_postgres, fresh_roles_database
 from tests.services import S3Endpoint, seaweed_s3
 
 
@@ -31,10 +32,22 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(postgres: str) -> Iterator[str]:
-    """A fresh, empty database for one test."""
-    with fresh_database(postgres) as url:
-        yield url
+def database(postgres: str) -> Iterator[DatabaseRoles]:
+    """A fresh database for one test, migrated by its owner role, as ``mediamesh migrate`` leaves it."""
+    with fresh_roles_database(postgres) as roles:
+        yield roles
+
+
+@pytest.fixture
+def database_url(database: DatabaseRoles) -> str:
+    """The fresh database as the application role (what the service and the CLI connect as): no data yet."""
+    return database.app_url
+
+
+@pytest.fixture
+def owner_database_url(database: DatabaseRoles) -> str:
+    """The fresh database as its owner role: it owns the tables, so only the triggers stand in its way."""
+    return database.owner_url
 
 
 def _open(database_url: str, home: Path, object_store: str | None = None, s3: S3Endpoint | None = None) -> Store:

@@ -100,6 +100,51 @@ def test_audio_only_file_is_a_media_error(tmp_path: Path) -> None:
         probe(audio)
 
 
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def frame_of_counter(out: Path, *options: str) -> Path:
+    """The first frame of ``counter.mp4``, small, written as ``out`` (the format follows the extension)."""
+    ffmpeg("-i", str(DATA / "counter.mp4"), "-frames:v", "1", "-vf", "scale=64:36", *options, str(out))
+    return out
+
+
+@pytest.mark.parametrize("name", ["still.png", "still.jpg", "still.webp", "still.bmp", "still.gif", "still.tiff"])
+def test_an_image_file_is_a_still_image(tmp_path: Path, name: str) -> None:
+    image = frame_of_counter(tmp_path / name)
+    with pytest.raises(MediaError, match=rf"^'{name}' is a still image, not a video$"):
+        probe(image)
+    # The demuxer goes by the bytes, not the name.
+    renamed = image.rename(tmp_path / "movie.mp4")
+    with pytest.raises(MediaError, match=r"^'movie\.mp4' is a still image, not a video$"):
+        probe(renamed)
+
+
+@pytest.mark.parametrize(("name", "codec"), [("one.mkv", "png"), ("one.mp4", "png"), ("one.mkv", "mjpeg")])
+def test_one_picture_in_a_video_container_is_a_still_image(tmp_path: Path, name: str, codec: str) -> None:
+    clip = frame_of_counter(tmp_path / name, "-c:v", codec)
+    with pytest.raises(MediaError, match=rf"^'{name}' is a still image, not a video$"):
+        probe(clip)
+
+
+@pytest.mark.parametrize("name", ["motion.avi", "motion.mov"])
+def test_mjpeg_video_is_a_video(tmp_path: Path, name: str) -> None:
+    clip = tmp_path / name
+    ffmpeg("-i", str(DATA / "counter.mp4"), "-t", "1", "-vf", "scale=64:36", "-c:v", "mjpeg", str(clip))
+    info = probe(clip)
+    assert (info.video_codec, info.width, info.height, info.fps) == ("mjpeg", 64, 36, 10.0)
+    assert info.duration == pytest.approx(1.0)
+
+
+def test_an_animated_gif_is_a_video(tmp_path: Path) -> None:
+    clip = tmp_path / "motion.gif"
+    ffmpeg("-i", str(DATA / "counter.mp4"), "-t", "1", "-vf", "scale=64:36", str(clip))
+    info = probe(clip)
+    assert (info.video_codec, info.fps) == ("gif", 10.0)
+    assert info.duration == pytest.approx(1.0)
+
+
 def test_errors_name_the_given_name_over_the_path(tmp_path: Path) -> None:
     (tmp_path / "0a1b2c").touch()
     with pytest.raises(InputFileError, match=r"^'holiday\.mov' is empty"):

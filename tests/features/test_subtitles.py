@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -181,13 +182,27 @@ def test_binary_garbage(tmp_path: Path, nul: bool) -> None:
         ("movie.en.srt", "Just some words,\nno timing at all.\n"),
         ("movie.en.srt", "1\n2\n3\n"),
         ("notes.txt", "Just some words.\n"),
-        ("empty.vtt", "WEBVTT\n\nNOTE nothing here yet\n"),
-        ("empty.ass", "[Script Info]\nTitle: x\n\n[V4+ Styles]\n\n[Events]\n"),
     ],
 )
 def test_text_without_any_cue(tmp_path: Path, name: str, text: str) -> None:
     with pytest.raises(SubtitleError, match=rf"^cannot parse subtitles '{name}': no cue found"):
         parse_subtitles(write(tmp_path, name, text), name)
+
+
+EMPTY_ASS = ASS.split("Dialogue:")[0]  # the script header and the [Events] Format line, no event
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("empty.vtt", "WEBVTT\n\nNOTE nothing here yet\n"),
+        ("empty.ass", "[Script Info]\nTitle: x\n\n[V4+ Styles]\n\n[Events]\n"),
+        ("empty.ass", EMPTY_ASS),
+        ("notes.ass", ASS.replace("Dialogue:", "Comment:")),
+    ],
+)
+def test_a_track_without_events_is_valid_and_empty(tmp_path: Path, name: str, text: str) -> None:
+    assert parse_subtitles(write(tmp_path, name, text), name) == []
 
 
 @pytest.mark.parametrize(
@@ -224,6 +239,37 @@ def test_cue_ending_before_it_starts(tmp_path: Path) -> None:
     path = write(tmp_path, "x.srt", SRT + "\n4\n00:00:09,000 --> 00:00:08,000\nbackwards\n")
     with pytest.raises(SubtitleError, match=r"cue 4 ends \(8\.000 s\) before it starts \(9\.000 s\)"):
         parse_subtitles(path, "x.srt")
+
+
+@pytest.mark.parametrize(
+    ("name", "timing", "message"),
+    [
+        # pysubs2 drops the minus sign: these read as 1 s -> 2 s, 1 s -> 2 s and 2 s -> 1 s.
+        ("x.srt", "-00:00:01,000 --> 00:00:02,000", r"cue 4 starts before 0 \(-1\.000 s, ending at 2\.000 s\)$"),
+        ("x.srt", "-00:00:01,000 --> -00:00:02,000", r"cue 4 ends \(-2\.000 s\) before it starts \(-1\.000 s\)$"),
+        ("x.srt", "-00:00:02,000 --> 00:00:01,000", r"cue 4 starts before 0 \(-2\.000 s, ending at 1\.000 s\)$"),
+        ("x.vtt", "-00:01.000 --> 00:02.000", r"cue 4 starts before 0 \(-1\.000 s, ending at 2\.000 s\)$"),
+        (
+            "x.vtt",
+            "-01:00:02.500 --> 01:00:03.000",
+            r"cue 4 starts before 0 \(-3602\.500 s, ending at 3603\.000 s\)$",
+        ),
+        ("x.srt", "00:00:09,000 --> 00:00:09,000", r"cue 4 ends when it starts \(9\.000 s\)$"),
+    ],
+)
+def test_cue_times_must_be_from_0_with_the_end_after_the_start(
+    tmp_path: Path, name: str, timing: str, message: str
+) -> None:
+    header, comma = ("WEBVTT\n\n", ".") if name.endswith(".vtt") else ("", ",")
+    text = header + SRT.replace(",", comma) + f"\n4\n{timing}\nbad\n"
+    with pytest.raises(SubtitleError, match=rf"^cannot parse subtitles '{re.escape(name)}': {message}"):
+        parse_subtitles(write(tmp_path, name, text), name)
+
+
+def test_negative_ass_times_are_refused(tmp_path: Path) -> None:
+    text = ASS.replace("0:00:00.50,0:00:01.25", "-0:00:01.00,0:00:01.25")
+    with pytest.raises(SubtitleError, match=r"^cannot parse subtitles 'x\.ass': cue 2 starts before 0 \(-1\.000 s"):
+        parse_subtitles(write(tmp_path, "x.ass", text), "x.ass")
 
 
 def test_errors_are_one_line_media_errors_that_retrying_cannot_fix(tmp_path: Path) -> None:
@@ -297,6 +343,15 @@ def test_embedded_stream_that_is_not_text_subtitles(clips: dict[str, Path]) -> N
         read_embedded_stream(clips["mkv"], 0, "two.mkv")
     with pytest.raises(SubtitleError, match=r"stream 5 of 'two\.mkv': no such stream \(the file has 3\)"):
         read_embedded_stream(clips["mkv"], 5, "two.mkv")
+
+
+def test_embedded_ass_streams_without_events_are_empty(tmp_path: Path) -> None:
+    # What splitting a file leaves: ASS tracks whose script header survives but whose events do not.
+    empty = write(tmp_path, "empty.ass", EMPTY_ASS)
+    split = mux(tmp_path / "split.mkv", [(empty, "ass", "eng"), (empty, "ass", "fre")])
+    assert embedded_text_streams(split) == [(1, "eng", "ass"), (2, "fre", "ass")]
+    assert read_embedded_stream(split, 1, "split.mkv") == []
+    assert read_embedded_stream(split, 2, "split.mkv") == []
 
 
 def test_streams_of_a_file_that_is_not_media(tmp_path: Path) -> None:

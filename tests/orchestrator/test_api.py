@@ -156,7 +156,7 @@ def test_unknown_things_are_404_with_a_clear_detail(
 
     assert (
         detail("/assets/ffffffff")
-        == "no asset matches 'ffffffff' (give an asset id, a unique prefix or an ingested file)"
+        == "no asset matches 'ffffffff' (give an asset id, a unique prefix or a name it was ingested under)"
     )
     assert detail("/assets/no-such-name/status").startswith("no asset matches 'no-such-name'")
     assert detail(f"/assets/{asset}/features/doubeld") == "no feature named 'doubeld'. Did you mean 'doubled'?"
@@ -168,6 +168,25 @@ def test_unknown_things_are_404_with_a_clear_detail(
     assert detail(f"/assets/{quote('/etc/hostname', safe='')}").startswith("no asset matches")
     assert detail("/assets/a%00b").startswith("no asset matches")
     assert detail("/assets/" + "x" * 300).startswith("no asset matches")
+
+
+def test_a_path_on_the_server_gets_the_same_404_whether_or_not_it_exists(mesh: Mesh, tmp_path: Path) -> None:
+    clip = _file(tmp_path, "good.mp4", b"good bytes")
+    asset, _ = mesh.store.register_asset(clip, name=str(clip.resolve()))
+    copy = shutil.copyfile(clip, tmp_path / "copy.mp4")  # the bytes of an asset, under a name never recorded
+    paths = ["/etc/shadow", "/etc/hostname", str(tmp_path), str(copy), "/etc/shadowx", str(tmp_path / "nothing.mp4")]
+    assert [Path(p).exists() for p in paths] == [True, True, True, True, False, False]
+    with _client(mesh, open_reads=True) as client:
+        for suffix in ("", "/status", "/features/size", "/features/size/provenance"):
+            bodies = set()
+            for path in paths:
+                response = client.get(f"/assets/{quote(path, safe='')}{suffix}")
+                assert response.status_code == 404, (path, suffix, response.text)
+                bodies.add(response.text.replace(path, "PATH"))
+            assert len(bodies) == 1, (suffix, bodies)
+            hint = "give an asset id, a unique prefix or a name it was ingested under"
+            assert bodies == {f'{{"detail":"no asset matches \'PATH\' ({hint})"}}'}, suffix
+        assert client.get(f"/assets/{quote(str(clip.resolve()), safe='')}").json()["id"] == asset.id
 
 
 def test_bad_query_values_are_422(client: TestClient, mesh: Mesh, tmp_path: Path, prefect_api: str) -> None:

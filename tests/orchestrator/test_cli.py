@@ -17,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from features import MEDIAFM, SOURCE, default_registry
+from features import MEDIAFM, TitleMetadata, default_registry
+from features.media import ffmpeg_exe
+from features.subtitles import embedded_text_streams
 from store import Store, StoreSettings, hash_file, open_store
+from tests.postgres import fresh_roles_database
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
 _REGISTRY = default_registry()
 # Every built-in feature is computed for a good input, except those waiting for a MediaFM checkpoint.
 FEATURES = len([name for name in _REGISTRY if MEDIAFM not in _REGISTRY.roots_of(name)])
-# Features that never read the media (the title metadata's embedding) are computed even for a bad file.
-MEDIA_FREE = {n for n in _REGISTRY if not {SOURCE, MEDIAFM} & _REGISTRY.roots_of(n)}
 
 
 @pytest.fixture
@@ -79,6 +81,10 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
+def _ffmpeg(*args: str | Path) -> None:
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
 def test_bad_inputs_fail_alone_with_one_line_errors_and_nothing_partial(
     env: dict[str, str], store: Store, tmp_path: Path
 ) -> None:
@@ -87,39 +93,114 @@ def test_bad_inputs_fail_alone_with_one_line_errors_and_nothing_partial(
     (inputs / "empty.mp4").write_bytes(b"")
     (inputs / "truncated.mp4").write_bytes((DATA / "testvideo.mp4").read_bytes()[:900_000])
     (inputs / "notes.mp4").write_text("these are not frames\n")
+    _ffmpeg("-i", DATA / "counter.mp4", "-frames:v", "1", "-vf", "scale=160:90", inputs / "still.png")
+    _ffmpeg("-i", DATA / "counter.mp4", "-frames:v", "1", "-vf", "scale=160:90", inputs / "photo.jpg")
+    (inputs / "photo.jpg").rename(inputs / "photo.mp4")  # a JPEG that says it is a video
+    _ffmpeg("-i", DATA / "bigbuckbunny.mp4", "-vn", "-c", "copy", inputs / "sound.m4a")
     good = _copy("counter.mp4", inputs / "good.mp4")
-    missing = inputs / "missing.mp4"
-    paths = [inputs / "empty.mp4", inputs / "truncated.mp4", inputs / "notes.mp4", missing, good]
+    names = ["empty.mp4", "truncated.mp4", "notes.mp4", "still.png", "photo.mp4", "sound.m4a", "missing.mp4"]
+    for name in [*names[:-1], "good.mp4"]:  # title metadata, which alone would make title_embedding computable
+        (inputs / name).with_suffix(".json").write_text(json.dumps({"title": f"The {name}", "synopsis": "A film."}))
 
-    result = mediamesh(env, "ingest", *map(str, paths), "--json")
+    result = mediamesh(env, "ingest", *(str(inputs / name) for name in names), str(good), "--json")
 
     assert result.returncode == 1
     entries = {Path(e["path"]).name: e for e in _json(result)}
-    assert list(entries) == ["empty.mp4", "truncated.mp4", "notes.mp4", "missing.mp4", "good.mp4"]
+    assert list(entries) == [*names, "good.mp4"]
     assert entries["good.mp4"]["computed"] == FEATURES
     assert entries["good.mp4"]["errors"] == []
+    assert {r.feature for r in store.values_for(entries["good.mp4"]["asset"])} >= {"encode", "title_embedding"}
     expected = {
         "empty.mp4": r"is empty \(0 bytes\)",
         "truncated.mp4": "cannot decode .*: invalid data found when processing input",
         "notes.mp4": "cannot decode .*: invalid data found when processing input",
+        "still.png": r"^'.*still\.png' is a still image, not a video \[encode@1, asset [0-9a-f]{12}\]$",
+        "photo.mp4": r"^'.*photo\.mp4' is a still image, not a video \[encode@1, asset [0-9a-f]{12}\]$",
+        "sound.m4a": r"^'.*sound\.m4a' has no video stream \[encode@1, asset [0-9a-f]{12}\]$",
         "missing.mp4": "no such file",
     }
     for name, pattern in expected.items():
         [message] = entries[name]["errors"]
         assert str(inputs / name) in message
         assert "\n" not in message
-        assert entries[name]["computed"] == (0 if name == "missing.mp4" else len(MEDIA_FREE))
+        assert (entries[name]["computed"], entries[name]["reused"]) == (0, 0)
         assert re.search(pattern, message), message
     assert entries["missing.mp4"]["asset"] is None
-    # Nothing derived from the bad media is stored.
-    for name in ("empty.mp4", "truncated.mp4", "notes.mp4"):
+    # Nothing is stored for bad media, not even what reads only its title; the asset, its name, its title
+    # metadata and the error are kept.
+    for name in names[:-1]:
         asset = entries[name]["asset"]
-        assert {r.feature for r in store.values_for(asset)} == MEDIA_FREE
+        assert entries[name]["failed"] == 1
+        assert store.values_for(asset) == []
         assert [a.feature for a in store.attempts_for(asset)] == ["encode"]
+        assert store.asset(asset).names == (str((inputs / name).resolve()),)
+        assert store.title_metadata(asset) == TitleMetadata(f"The {name}", "A film.")
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
         f"error: {entries[n]['errors'][0]}" for n in expected
     ]
     assert list(_scratch(tmp_path).glob("mediamesh-*")) == []
+
+
+EMPTY_ASS = """[Script Info]
+ScriptType: v4.00+
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, BackColour, Bold, Italic, Alignment, MarginL, MarginR, MarginV
+Style: Default,Arial,20,&H00FFFFFF,&H00000000,0,0,2,10,10,10
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+"""
+
+
+def test_a_split_mkv_whose_ass_tracks_hold_no_events_has_no_text(env: dict[str, str], tmp_path: Path) -> None:
+    # What splitting a file leaves: ASS tracks whose script header survives but whose events do not.
+    empty = tmp_path / "empty.ass"
+    empty.write_text(EMPTY_ASS)
+    split = tmp_path / "part2.mkv"
+    tracks = ["-map", "0:v", "-map", "1", "-map", "2", "-c:v", "copy", "-c:s", "ass"]
+    languages = ["-metadata:s:s:0", "language=eng", "-metadata:s:s:1", "language=fre"]
+    _ffmpeg("-i", DATA / "counter.mp4", "-i", empty, "-i", empty, *tracks, *languages, split)
+    assert embedded_text_streams(split) == [(1, "eng", "ass"), (2, "fre", "ass")]  # ffmpeg keeps empty tracks
+
+    result = mediamesh(env, "ingest", str(split), "--json")
+
+    assert result.returncode == 0, result.stderr
+    [entry] = _json(result)
+    assert (entry["computed"], entry["failed"], entry["errors"]) == (FEATURES, 0, [])
+    timed = _json(mediamesh(env, "read", entry["asset"], "timed_text", "--json"))
+    shots = _json(mediamesh(env, "read", entry["asset"], "shots", "--json"))
+    assert (timed["origin"], timed["language"], timed["cues"]) == ("stream:1", "eng", [])
+    assert timed["per_shot"] == [[] for _ in shots]
+    out = tmp_path / "text.npy"
+    assert mediamesh(env, "read", entry["asset"], "text_embedding", "--out", str(out)).returncode == 0
+    text = np.load(out)
+    assert text.shape[0] == len(shots) and not text.any()
+    fused = tmp_path / "fused.npy"
+    assert mediamesh(env, "read", entry["asset"], "fused", "--out", str(fused)).returncode == 0
+    assert np.load(fused).shape[0] == len(shots)
+
+
+def test_a_subtitle_cue_before_0_fails_the_text_features_with_its_real_time(
+    env: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    clip = _copy("counter.mp4", tmp_path / "film.mp4")
+    # pysubs2 reads this cue as starting at +1 s.
+    (tmp_path / "film.srt").write_text("1\n-00:00:01,000 --> 00:00:02,000\nToo early\n")
+
+    result = mediamesh(env, "ingest", str(clip), "--json")
+
+    assert result.returncode == 1
+    [entry] = _json(result)
+    [message] = entry["errors"]
+    assert re.fullmatch(
+        r".*film\.mp4: cannot parse subtitles 'film\.srt': cue 1 starts before 0 \(-1\.000 s, ending at 2\.000 s\) "
+        r"\[timed_text@1, asset [0-9a-f]{12}\]",
+        message,
+    ), message
+    assert (entry["computed"], entry["failed"]) == (FEATURES - 3, 1)  # timed_text, text_embedding and fused
+    stored = {r.feature for r in store.values_for(entry["asset"])}
+    assert not stored & {"timed_text", "text_embedding", "fused"}
 
 
 def test_same_bytes_under_another_name_compute_nothing(env: dict[str, str], store: Store, tmp_path: Path) -> None:
@@ -272,3 +353,24 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> 
     again = mediamesh(env, "demo")
     assert again.returncode == 0
     assert again.stdout.count(f"computed 0, reused {FEATURES}, failed 0") == 2
+
+
+def test_migrate_runs_as_the_owner_and_every_other_command_as_the_application_role(
+    postgres: str, tmp_path: Path
+) -> None:
+    with fresh_roles_database(postgres, migrated=False) as roles:
+        env = {**os.environ, "MEDIAMESH_HOME": str(tmp_path / "home"), "MEDIAMESH_DATABASE_URL": roles.app_url}
+        for name in ("PREFECT_API_URL", "MEDIAMESH_OWNER_DATABASE_URL", "MEDIAMESH_OBJECT_STORE"):
+            env.pop(name, None)
+        before = mediamesh(env, "status", "abcd")
+        assert before.returncode == 1
+        assert re.fullmatch(
+            r"error: the database postgresql://\S+ has no mediamesh schema yet: run `mediamesh migrate`\n",
+            before.stderr,
+        ), before.stderr
+        migrated = mediamesh({**env, "MEDIAMESH_OWNER_DATABASE_URL": roles.owner_url}, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        assert "is up to date" in migrated.stdout and migrated.stderr == ""
+        after = mediamesh(env, "status", "abcd")
+        assert after.returncode == 1
+        assert "error: no asset matches 'abcd'" in after.stderr

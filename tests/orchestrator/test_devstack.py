@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -56,9 +57,15 @@ def stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], dict[str, object], P
 
 
 def test_a_landed_video_is_computed_on_the_pools_and_read_over_http(
-    stack: tuple[subprocess.Popen[bytes], dict[str, object], Path],
+    stack: tuple[subprocess.Popen[bytes], dict[str, object], Path], tmp_path: Path
 ) -> None:
     process, info, home = stack
+    # Every file that holds a secret (the token, the S3 secret key) is the user's alone while the stack runs.
+    holding_secrets = [home / "stack.json", home / "stack" / "seaweed" / "s3.json"]
+    holding_secrets.append(home / "stack" / "seaweed" / "notification.toml")
+    for path in holding_secrets:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700, path.parent
     assert set(info) >= {
         "api_url",
         "token",
@@ -107,7 +114,11 @@ def test_a_landed_video_is_computed_on_the_pools_and_read_over_http(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
-    assert not (home / "stack.json").exists()
+    assert [path for path in holding_secrets if path.exists()] == []
+    said = (tmp_path / "dev-stack.log").read_text()
+    for secret in (info["token"], info["s3_secret_key"]):
+        assert str(secret) not in said + _logs(home), "a secret was printed"
+    assert str(home / "stack.json") in said, "it says where the secrets are"
     for pid in info["pids"].values():  # type: ignore[attr-defined]
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the stack"
 

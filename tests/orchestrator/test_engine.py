@@ -3,10 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from features import Registry
+from features import Registry, TitleMetadata
 from orchestrator import Mesh, plan
 from store import Store
 from tests.orchestrator.resources import counting_features as cf
+from tests.orchestrator.resources import gated_features as gated
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +58,37 @@ def test_bad_input_fails_alone_and_is_recorded_against_its_asset(
     assert cf.CALLS[("size", bad_asset)] == 1  # not retried
     _, states = mesh.status(bad_asset)
     assert [(s.feature, s.state) for s in states] == [("size", "failed"), ("doubled", "missing")]
+
+
+def test_an_asset_whose_media_is_bad_gets_no_value_at_all(local_store: Store, tmp_path: Path, prefect_api: str) -> None:
+    mesh = Mesh(local_store, gated.registry(), home=tmp_path)
+    bad = _file(tmp_path, "bad.mp4", b"bad bytes")
+    good = _file(tmp_path, "good.mp4", b"good bytes")
+    for video in (bad, good):
+        video.with_suffix(".json").write_text('{"title": "A Film", "synopsis": "Short."}')
+    bad_result, good_result = mesh.ingest([bad, good])
+    assert (good_result.computed, good_result.failed, good_result.errors) == (5, 0, [])
+    # Its title features read no media, yet wait for the encode that failed.
+    assert (bad_result.computed, bad_result.reused, bad_result.failed) == (0, 0, 1)
+    [message] = bad_result.errors
+    assert message.startswith(f"cannot decode '{bad}': invalid data [encode@1, asset ")
+    bad_asset = bad_result.asset
+    assert bad_asset is not None
+    assert local_store.values_for(bad_asset) == []
+    assert [a.feature for a in local_store.attempts_for(bad_asset)] == ["encode"]
+    assert local_store.title_metadata(bad_asset) == TitleMetadata("A Film", "Short.")
+    _, states = mesh.status(bad_asset)
+    assert {s.feature: s.state for s in states} == {
+        "encode": "failed",
+        "blurb": "missing",
+        "halved": "missing",
+        "subtitle_files": "missing",
+        "synopsis_length": "missing",
+    }
+    # Asked for alone, a feature that reads no media takes the gate with it, and fails with it.
+    report = mesh.backfill("synopsis_length", assets=[bad_asset])
+    assert (report.computed, report.failed) == (0, 1)
+    assert local_store.values_for(bad_asset) == []
 
 
 def test_retryable_errors_are_retried_and_others_are_not(local_store: Store, tmp_path: Path, prefect_api: str) -> None:

@@ -7,6 +7,7 @@ from features import DefinitionError, Registry
 from orchestrator import Mesh, plan
 from store import Store
 from tests.orchestrator.resources import counting_features as cf
+from tests.orchestrator.resources import gated_features as gated
 
 
 @pytest.fixture
@@ -148,3 +149,34 @@ def test_assets_without_title_metadata_never_share_a_value_key(local_store: Stor
     the_plan = plan(local_store, registry, assets)
     keys = [v.key for v in the_plan.values]
     assert len(set(keys)) == len(keys) == 9
+
+
+def test_values_that_do_not_read_the_media_wait_for_its_gate_outside_their_keys(
+    local_store: Store, tmp_path: Path
+) -> None:
+    registry = gated.registry()
+    [asset] = _assets(local_store, tmp_path, 1)
+    the_plan = plan(local_store, registry, [asset])
+    by_feature = {v.feature: v for v in the_plan.values}
+    gate = by_feature["encode"].key
+    # The gate comes first, though the registry's own order puts ``blurb`` before it.
+    assert [v.feature for v in the_plan.values] == ["encode", "blurb", "halved", "subtitle_files", "synopsis_length"]
+    assert {f: v.gate for f, v in by_feature.items()} == {
+        "encode": None,
+        "halved": None,  # it reads the gate
+        "blurb": gate,
+        "subtitle_files": gate,
+        "synopsis_length": gate,
+    }
+    assert by_feature["blurb"].upstream_keys == (gate,)
+    assert by_feature["halved"].upstream_keys == (gate,)
+    # An ordering, not an input: the keys are those of a registry without the gate.
+    ungated = plan(local_store, Registry([gated.blurb, cf.synopsis_length, cf.subtitle_files]), [asset])
+    assert all(v.gate is None for v in ungated.values)
+    assert {v.feature: v.key for v in ungated.values} == {
+        f: by_feature[f].key for f in ("blurb", "synopsis_length", "subtitle_files")
+    }
+    # A target that does not read the media still needs the gate computed first.
+    alone = plan(local_store, registry, [asset], ["synopsis_length"])
+    assert [v.feature for v in alone.missing] == ["encode", "synopsis_length"]
+    assert [v.feature for v in alone.reused] == []

@@ -34,6 +34,7 @@ from orchestrator.planner import plan
 from orchestrator.watch import Watcher
 from orchestrator.workers import PoolSettings, stage, submit_stages
 from store import Store, StoreSettings
+from tests.orchestrator.resources import gated_features as gated
 from tests.services import S3Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,6 +167,20 @@ def test_a_stage_is_what_one_pool_can_compute_now(local_store: Store, tmp_path: 
     assert stage(the_plan, asset.id, "gpu") == ()
     landed = the_plan.key_of(asset.id, "landed")
     assert stage(the_plan, asset.id, "cpu", leave={landed}) == ()
+
+
+def test_a_stage_holds_what_reads_no_media_until_the_media_gate_is_stored(local_store: Store, tmp_path: Path) -> None:
+    asset, _ = local_store.register_asset(_video(tmp_path), name="clip.mp4")
+    the_plan = plan(local_store, gated.registry(), [asset.id])
+    assert [v.feature for v in stage(the_plan, asset.id, "cpu")] == [
+        "encode",
+        "blurb",
+        "halved",
+        "subtitle_files",
+        "synopsis_length",
+    ]
+    # The encode failed (or another worker holds it): nothing of the asset is ready.
+    assert stage(the_plan, asset.id, "cpu", leave={the_plan.key_of(asset.id, "encode")}) == ()
 
 
 # ---- real workers

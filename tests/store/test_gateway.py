@@ -22,7 +22,7 @@ from store import (
     Store,
     hash_file,
 )
-from store.database import migrate
+from store.database import APP_ROLE, create_engine, migrate
 
 
 def _new(store_asset: str, key: str, feature: str = "shots", inputs: tuple[tuple[str, str], ...] = ()) -> NewValue:
@@ -90,17 +90,20 @@ def test_values_round_trip_with_lineage_for_each_payload_kind(store: Store, clip
     assert [v.key for v in store.values_for(asset.id, "shots")] == [_key(2)]
 
 
-def test_values_cannot_be_updated_deleted_or_truncated(store: Store, clip: Path) -> None:
+def test_values_cannot_be_updated_deleted_or_truncated(store: Store, clip: Path, owner_database_url: str) -> None:
     asset, _ = store.register_asset(clip, name="clip")
     store.put_value(_new(asset.id, _key(7)), ShotTable.from_frames(24.0, [(0, 10)]))
+    # Even the role that owns the tables (the application role lacks the privileges: test_privileges.py).
+    owner = create_engine(owner_database_url)
     for statement in (
         "UPDATE feature_values SET version = '2'",
         "DELETE FROM feature_values",
         "TRUNCATE feature_values CASCADE",
         "DELETE FROM lineage",
     ):
-        with pytest.raises(sa.exc.DBAPIError, match="values are immutable"), store.engine.begin() as conn:
+        with pytest.raises(sa.exc.DBAPIError, match="values are immutable"), owner.begin() as conn:
             conn.execute(sa.text(statement))
+    owner.dispose()
     record = store.value(_key(7))
     assert record is not None and record.version == "1"
 
@@ -129,16 +132,24 @@ def test_failed_attempts_are_kept_apart_from_values(store: Store, clip: Path) ->
     assert (attempt.error_type, attempt.message, attempt.retryable) == ("ValueError", "boom", False)
 
 
-def test_resolve_asset_by_id_prefix_path_and_name(store: Store, clip: Path, tmp_path: Path) -> None:
+def test_resolve_asset_by_id_prefix_and_name_and_a_local_file_only_when_asked(
+    store: Store, clip: Path, tmp_path: Path
+) -> None:
     asset, _ = store.register_asset(clip, name="/data/clip.mp4")
     assert store.resolve_asset(asset.id) == asset.id
     assert store.resolve_asset(asset.id[:8].upper()) == asset.id
-    assert store.resolve_asset(str(clip)) == asset.id
     assert store.resolve_asset("/data/clip.mp4") == asset.id
+    # A path is only a name unless the caller opts in to hashing its own files (the CLI does, the API never).
+    with pytest.raises(AssetNotFoundError, match=r"no asset matches '.*clip.bin' \(give an asset id"):
+        store.resolve_asset(str(clip))
+    assert store.resolve_local_asset(str(clip)) == asset.id
+    assert store.resolve_local_asset("/data/clip.mp4") == asset.id
     other = tmp_path / "other.bin"
     other.write_bytes(b"other")
     with pytest.raises(AssetNotFoundError, match=r"the bytes of '.*other.bin' were never ingested"):
-        store.resolve_asset(str(other))
+        store.resolve_local_asset(str(other))
+    with pytest.raises(AssetNotFoundError, match=r"no asset matches 'a\\x00b'"):
+        store.resolve_asset("a\x00b")
     with pytest.raises(AssetNotFoundError, match="no asset matches 'nothing-like-this'"):
         store.resolve_asset("nothing-like-this")
     with store.engine.begin() as conn:  # two assets whose ids share a prefix
@@ -207,14 +218,16 @@ def test_gc_sweeps_orphan_blobs_only_and_waits_for_work_in_progress(store: Store
     assert store.blobs.exists(kept.blob_key) and store.blobs.exists(asset.blob_key)
 
 
-def test_migrations_are_idempotent_and_recorded(store: Store) -> None:
+def test_migrations_are_idempotent_and_recorded(store: Store, owner_database_url: str) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrate.__code__.co_filename).parent / "migrations"))
     head = ScriptDirectory.from_config(config).get_current_head()
-    migrate(store.engine)
+    owner = create_engine(owner_database_url)
+    migrate(owner, app_role=APP_ROLE)  # the fixture's database is migrated already
+    owner.dispose()
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == head
         tables = set(sa.inspect(conn).get_table_names())
@@ -283,7 +296,7 @@ def test_artefacts_are_stored_by_content_and_promotion_switches_at_once(store: S
 
 
 def test_feature_promotion_needs_a_stored_version_and_its_history_is_append_only(
-    local_store: Store, clip: Path
+    local_store: Store, clip: Path, owner_database_url: str
 ) -> None:
     from store import ValueNotFoundError
 
@@ -300,6 +313,7 @@ def test_feature_promotion_needs_a_stored_version_and_its_history_is_append_only
     assert (local_store.promoted_version("shots"), local_store.promoted_version("encode")) == ("1", None)
     assert local_store.version_coverage("shots", "2") == (1, 1)
     assert local_store.version_coverage("shots", "3") == (0, 1)
+    owner = create_engine(owner_database_url)
     for statement in (
         "UPDATE feature_promotions SET version = '2'",
         "DELETE FROM feature_promotions",
@@ -307,7 +321,8 @@ def test_feature_promotion_needs_a_stored_version_and_its_history_is_append_only
     ):
         with (
             pytest.raises(sa.exc.DBAPIError, match="on feature_promotions is not allowed"),
-            local_store.engine.begin() as conn,
+            owner.begin() as conn,
         ):
             conn.execute(sa.text(statement))
+    owner.dispose()
     assert local_store.promoted_version("shots") == "1"
