@@ -33,8 +33,9 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# Two workers: most of the suite waits on subprocesses and services, so two overlap well on two cores.
 unit: install-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint typecheck unit
 

@@ -296,7 +296,10 @@ def _device_of(result: Any) -> str:
 
 
 def _retryable(task: Any, task_run: Any, state: Any) -> bool:
-    return bool(getattr(state.result(raise_on_failure=False), "retryable", False))
+    error = state.result(raise_on_failure=False)
+    # An unreachable backend was already retried by its client (the object store's, the connection pool's);
+    # the run reports it once and a rerun completes, so the task does not wait it out again.
+    return bool(getattr(error, "retryable", False)) and not isinstance(error, BackendUnavailableError)
 
 
 def _discard_scratch(result: Any) -> None:

@@ -221,7 +221,8 @@ def test_fifty_duplicate_events_make_one_asset_and_one_computation_per_value(
     auth = {"Authorization": "Bearer t0ken"}
     with (
         _served(app) as url,
-        httpx.Client(base_url=url, headers=auth, timeout=60) as http,
+        # Fifty requests on two loaded cores: this test is about what is stored, not how fast.
+        httpx.Client(base_url=url, headers=auth, timeout=300) as http,
         ThreadPoolExecutor(max_workers=50) as pool,
     ):
         answers = list(pool.map(lambda _: http.post("/events/s3", json=event), range(50)))
