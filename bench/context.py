@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import Store, StoreSettings, open_store
+from mediamesh.store import Store, StoreSettings, open_store
 from tests.postgres import embedded_postgres, fresh_database
 from tests.services import S3Endpoint, seaweed_s3
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved
-from features.descriptors import frame_descriptors
-from features.encode import encode
-from features.encoders import (
+from mediamesh.features.descriptors import frame_descriptors
+from mediamesh.features.encode import encode
+from mediamesh.features.encoders import (
     audio_embedding,
     decode_audio,
     decode_frames,
@@ -30,9 +30,9 @@ from features.encoders import (
     text_embedding,
     video_embedding,
 )
-from features.models import load_audio_model, load_image_model, load_text_model, resolve_model
-from features.shots import shots
-from features.values import Cue, DedupMap, EncodedMedia, ShotTable, SourceMedia, TimedText
+from mediamesh.features.models import load_audio_model, load_image_model, load_text_model, resolve_model
+from mediamesh.features.shots import shots
+from mediamesh.features.values import Cue, DedupMap, EncodedMedia, ShotTable, SourceMedia, TimedText
 from tests.models import save_tiny_clip, save_tiny_wav2vec2
 
 __all__ = ["run"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved, side_by_side
-from features.mediafm import (
+from mediamesh.features.mediafm import (
     MediaFM,
     MediaFMConfig,
     TitleSequence,

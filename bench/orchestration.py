@@ -28,11 +28,11 @@ from typing import Any, Self
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
-from features import JsonValue, Registry, SourceMedia, feature, spec_of
-from orchestrator.engine import execute, new_value, worker_id
-from orchestrator.planner import Plan, plan
-from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from store import Store
+from mediamesh.features import JsonValue, Registry, SourceMedia, feature, spec_of
+from mediamesh.orchestrator.engine import execute, new_value, worker_id
+from mediamesh.orchestrator.planner import Plan, plan
+from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.store import Store
 
 __all__ = ["run"]
 

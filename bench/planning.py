@@ -15,11 +15,11 @@ import sqlalchemy as sa
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, measure_memory, side_by_side
-from features import default_registry
-from orchestrator.planner import plan
-from store import Store, schema
-from store.blobs import blob_key
-from store.codecs import payload_kind_of
+from mediamesh.features import default_registry
+from mediamesh.orchestrator.planner import plan
+from mediamesh.store import Store, schema
+from mediamesh.store.blobs import blob_key
+from mediamesh.store.codecs import payload_kind_of
 
 __all__ = ["run"]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
-from store import NewValue, Store
+from mediamesh.store import NewValue, Store
 
 __all__ = ["run"]
 

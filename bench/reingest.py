@@ -16,11 +16,11 @@ from pathlib import Path
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, side_by_side
-from features import SOURCE, SUBTITLES, TITLE, FileValue, default_registry
-from features.media import ffmpeg_exe
-from orchestrator.mesh import Mesh
-from orchestrator.planner import Plan, plan
-from store import NewValue, Store, hash_file
+from mediamesh.features import SOURCE, SUBTITLES, TITLE, FileValue, default_registry
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.planner import Plan, plan
+from mediamesh.store import NewValue, Store, hash_file
 
 __all__ = ["run"]
 

@@ -27,12 +27,12 @@ from pathlib import Path
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples
-from features import SourceMedia, feature
-from orchestrator.devstack import DevStack
-from orchestrator.mesh import Mesh, configured_registry
-from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from orchestrator.workers import PoolSettings, submit_stages, wait_for_workers
-from store import StoreSettings, open_store
+from mediamesh.features import SourceMedia, feature
+from mediamesh.orchestrator.devstack import DevStack
+from mediamesh.orchestrator.mesh import Mesh, configured_registry
+from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.orchestrator.workers import PoolSettings, submit_stages, wait_for_workers
+from mediamesh.store import StoreSettings, open_store
 from tests.orchestrator.resources.counting_features import Number
 
 __all__ = ["burn", "first", "run"]
@@ -185,7 +185,7 @@ def _batch(mesh: Mesh, env: dict[str, str], folder: Path, n: int, workers: int) 
     settings = PoolSettings()
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "worker", "--pool", "cpu", "--limit", "1", "--poll", "0.5"],
+            [sys.executable, "-m", "mediamesh", "worker", "--pool", "cpu", "--limit", "1", "--poll", "0.5"],
             cwd=ROOT,
             env={**env, **pools},
             stdout=subprocess.DEVNULL,

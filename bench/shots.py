@@ -10,9 +10,9 @@ from scenedetect import ContentDetector
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, side_by_side
-from features.encode import encode
-from features.shots import shots
-from features.values import SourceMedia
+from mediamesh.features.encode import encode
+from mediamesh.features.shots import shots
+from mediamesh.features.values import SourceMedia
 
 __all__ = ["run"]
 

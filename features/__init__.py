@@ -3,7 +3,7 @@
 Nothing here imports Prefect, SQLAlchemy or an object-store SDK: a feature is tested by calling it.
 """
 
-from features.errors import (
+from mediamesh.features.errors import (
     BackendUnavailableError,
     CycleError,
     DefinitionError,
@@ -16,8 +16,8 @@ from features.errors import (
     TransientError,
     UnknownInputError,
 )
-from features.registry import Registry
-from features.spec import (
+from mediamesh.features.registry import Registry
+from mediamesh.features.spec import (
     MEDIAFM,
     ROOT_INPUTS,
     SOURCE,
@@ -29,7 +29,7 @@ from features.spec import (
     feature,
     spec_of,
 )
-from features.values import (
+from mediamesh.features.values import (
     ArrayValue,
     Cue,
     DedupMap,
@@ -93,6 +93,6 @@ __all__ = [
 
 def default_registry() -> Registry:
     """The built-in media features: the MediaFM input pipeline and the contextual shot embedding."""
-    from features import contextual, dedup, encode, encoders, fused, shots, timed_text, title
+    from mediamesh.features import contextual, dedup, encode, encoders, fused, shots, timed_text, title
 
     return Registry.from_modules(encode, shots, dedup, timed_text, encoders, fused, title, contextual)

@@ -6,13 +6,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features.errors import ExecutionError
-from features.models import device
-from features.spec import feature
-from features.values import MediaFMCheckpoint, ShotEmbeddings, TitleEmbedding
+from mediamesh.features.errors import ExecutionError
+from mediamesh.features.models import device
+from mediamesh.features.spec import feature
+from mediamesh.features.values import MediaFMCheckpoint, ShotEmbeddings, TitleEmbedding
 
 if TYPE_CHECKING:
-    from features.mediafm import MediaFM
+    from mediamesh.features.mediafm import MediaFM
 
 __all__ = ["NoCheckpointError", "contextual"]
 
@@ -28,7 +28,7 @@ def contextual(fused: ShotEmbeddings, title_embedding: TitleEmbedding, mediafm: 
         raise NoCheckpointError(
             "no MediaFM checkpoint is promoted: run `mediamesh train mediafm`, then `mediamesh promote mediafm ID`"
         )
-    from features.mediafm import embed_title
+    from mediamesh.features.mediafm import embed_title
 
     where = device()
     model = _model(mediafm.path, mediafm.sha256, where)
@@ -60,7 +60,7 @@ _models: dict[tuple[str, str], MediaFM] = {}
 
 def _model(path: Path, sha256: str, where: str) -> MediaFM:
     """The checkpoint's model in eval mode, loaded once per (checkpoint, device)."""
-    from features.mediafm import Checkpoint
+    from mediamesh.features.mediafm import Checkpoint
 
     with _lock:
         if (sha256, where) not in _models:

@@ -9,9 +9,9 @@ import av.error
 import cv2
 import numpy as np
 
-from features.errors import InputFileError, MediaError
-from features.spec import feature
-from features.values import DedupMap, EncodedMedia, Shot, ShotTable
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.spec import feature
+from mediamesh.features.values import DedupMap, EncodedMedia, Shot, ShotTable
 
 __all__ = ["dedup", "dhash", "representatives", "sample_frames"]
 

@@ -13,11 +13,11 @@ import av
 import av.error
 import ffmpeg
 
-from features import processes
-from features.errors import MediaError
-from features.media import MediaInfo, ffmpeg_exe, probe
-from features.spec import feature
-from features.values import EncodedMedia, SourceMedia
+from mediamesh.features import processes
+from mediamesh.features.errors import MediaError
+from mediamesh.features.media import MediaInfo, ffmpeg_exe, probe
+from mediamesh.features.spec import feature
+from mediamesh.features.values import EncodedMedia, SourceMedia
 
 __all__ = ["encode"]
 

@@ -21,9 +21,9 @@ import av
 import av.error
 import numpy as np
 
-from features.descriptors import AUDIO_DIM, audio_descriptor, frame_descriptors
-from features.errors import ExecutionError, InputFileError, MediaError
-from features.models import (
+from mediamesh.features.descriptors import AUDIO_DIM, audio_descriptor, frame_descriptors
+from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
+from mediamesh.features.models import (
     ModelRef,
     load_audio_model,
     load_image_model,
@@ -32,8 +32,8 @@ from features.models import (
     resolve_model,
     text_dimension,
 )
-from features.spec import feature
-from features.values import DedupMap, EncodedMedia, Shot, ShotEmbeddings, ShotTable, TimedText
+from mediamesh.features.spec import feature
+from mediamesh.features.values import DedupMap, EncodedMedia, Shot, ShotEmbeddings, ShotTable, TimedText
 
 __all__ = ["audio_embedding", "decode_audio", "decode_frames", "sample_frames", "text_embedding", "video_embedding"]
 

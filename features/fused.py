@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import ExecutionError
-from features.spec import feature
-from features.values import ShotEmbeddings
+from mediamesh.features.errors import ExecutionError
+from mediamesh.features.spec import feature
+from mediamesh.features.values import ShotEmbeddings
 
 __all__ = ["fused"]
 

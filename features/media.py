@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import av.error
 
-from features.errors import InputFileError, MediaError
+from mediamesh.features.errors import InputFileError, MediaError
 
 __all__ = ["MediaInfo", "ffmpeg_exe", "probe"]
 

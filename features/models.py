@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import numpy as np
 
-from features.errors import ExecutionError
+from mediamesh.features.errors import ExecutionError
 
 if TYPE_CHECKING:
     import torch

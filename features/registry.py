@@ -8,7 +8,7 @@ import typing
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from features.errors import (
+from mediamesh.features.errors import (
     CycleError,
     DefinitionError,
     DuplicateFeatureError,
@@ -16,7 +16,7 @@ from features.errors import (
     UnknownInputError,
     did_you_mean,
 )
-from features.spec import ROOT_INPUTS, FeatureSpec, spec_of
+from mediamesh.features.spec import ROOT_INPUTS, FeatureSpec, spec_of
 
 __all__ = ["Registry"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from scenedetect import ContentDetector, SceneManager, VideoOpenFailure, open_video
 
-from features.errors import InputFileError, MediaError
-from features.spec import feature
-from features.values import EncodedMedia, ShotTable
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.spec import feature
+from mediamesh.features.values import EncodedMedia, ShotTable
 
 __all__ = ["shots"]
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from features.errors import DefinitionError
-from features.values import MediaFMCheckpoint, SourceMedia, Subtitles, TitleMetadata
+from mediamesh.features.errors import DefinitionError
+from mediamesh.features.values import MediaFMCheckpoint, SourceMedia, Subtitles, TitleMetadata
 
 __all__ = [
     "MEDIAFM",

@@ -22,10 +22,10 @@ import ffmpeg
 import pysubs2
 from pysubs2.formats import FormatBase, SubripFormat, SubstationFormat, WebVTTFormat
 
-from features import processes
-from features.errors import InputFileError, MediaError
-from features.media import ffmpeg_exe
-from features.values import Cue
+from mediamesh.features import processes
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.features.values import Cue
 
 __all__ = [
     "SubtitleError",

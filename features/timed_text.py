@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from features.spec import feature
-from features.subtitles import embedded_text_streams, parse_subtitles, read_embedded_stream
-from features.values import Cue, ShotTable, SourceMedia, Subtitles, SubtitleTrack, TimedText
+from mediamesh.features.spec import feature
+from mediamesh.features.subtitles import embedded_text_streams, parse_subtitles, read_embedded_stream
+from mediamesh.features.values import Cue, ShotTable, SourceMedia, Subtitles, SubtitleTrack, TimedText
 
 __all__ = ["cues_per_shot", "language_matches", "timed_text"]
 

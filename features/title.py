@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.models import load_text_model, model_fingerprint, resolve_model, text_dimension
-from features.spec import feature
-from features.values import TitleEmbedding, TitleMetadata
+from mediamesh.features.models import load_text_model, model_fingerprint, resolve_model, text_dimension
+from mediamesh.features.spec import feature
+from mediamesh.features.values import TitleEmbedding, TitleMetadata
 
 __all__ = ["title_embedding"]
 

@@ -2,16 +2,16 @@
 
 Python users start here::
 
-    from orchestrator import Mesh
+    from mediamesh.orchestrator import Mesh
 
     with Mesh.open() as mesh:
         [result] = mesh.ingest(["movie.mp4"])
         record, shots = mesh.read(result.asset, "shots")
 """
 
-from orchestrator.engine import AssetReport, RunReport, execute
-from orchestrator.mesh import FeatureState, IngestResult, Mesh
-from orchestrator.planner import Plan, PlannedValue, plan
+from mediamesh.orchestrator.engine import AssetReport, RunReport, execute
+from mediamesh.orchestrator.mesh import FeatureState, IngestResult, Mesh
+from mediamesh.orchestrator.planner import Plan, PlannedValue, plan
 
 __all__ = [
     "AssetReport",

@@ -44,13 +44,13 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from features.errors import DefinitionError, MediameshError
-from features.values import ArrayValue, DedupMap, FileValue, JsonValue, ShotEmbeddings, ShotTable, TimedText
-from orchestrator.dispatch import Dispatcher, dispatcher
-from orchestrator.events import Announcement, FilerEvent, S3Notification, announcements, filer_announcements
-from orchestrator.mesh import Mesh
-from orchestrator.planner import plan
-from store import (
+from mediamesh.features.errors import DefinitionError, MediameshError
+from mediamesh.features.values import ArrayValue, DedupMap, FileValue, JsonValue, ShotEmbeddings, ShotTable, TimedText
+from mediamesh.orchestrator.dispatch import Dispatcher, dispatcher
+from mediamesh.orchestrator.events import Announcement, FilerEvent, S3Notification, announcements, filer_announcements
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.planner import plan
+from mediamesh.store import (
     VERIFY_ON_READ_BYTES,
     AmbiguousAssetError,
     ArtefactNotFoundError,
@@ -61,7 +61,7 @@ from store import (
     ValueNotFoundError,
     ValueRecord,
 )
-from store.landing import LandingObjectError, LandingReader
+from mediamesh.store.landing import LandingObjectError, LandingReader
 
 __all__ = ["ApiSettings", "create_app", "serve"]
 

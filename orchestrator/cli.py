@@ -25,15 +25,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from features.errors import BackendUnavailableError, MediameshError
-from features.models import encoder_summary, pretrained_available
-from features.spec import MEDIAFM
-from features.values import ArrayValue, FileValue, JsonValue, ShotTable, TitleMetadata
-from orchestrator import lifecycle
-from orchestrator.mesh import IngestResult, Mesh
-from orchestrator.planner import PlannedValue
-from orchestrator.prefect_server import server_state, stop_prefect_server
-from store import StoreSettings, ValueRecord, migrate_store
+from mediamesh.features.errors import BackendUnavailableError, MediameshError
+from mediamesh.features.models import encoder_summary, pretrained_available
+from mediamesh.features.spec import MEDIAFM
+from mediamesh.features.values import ArrayValue, FileValue, JsonValue, ShotTable, TitleMetadata
+from mediamesh.orchestrator import lifecycle
+from mediamesh.orchestrator.mesh import IngestResult, Mesh
+from mediamesh.orchestrator.planner import PlannedValue
+from mediamesh.orchestrator.prefect_server import server_state, stop_prefect_server
+from mediamesh.store import StoreSettings, ValueRecord, migrate_store
 
 __all__ = ["app", "main"]
 
@@ -376,7 +376,7 @@ def train(
     promote_it: Annotated[bool, typer.Option("--promote", help="Promote the checkpoint when done.")] = False,
 ) -> None:
     """Train MediaFM by masked shot modeling on the fused values in the store; save the checkpoint there."""
-    from orchestrator.training import train_mediafm
+    from mediamesh.orchestrator.training import train_mediafm
 
     if what != MEDIAFM:
         raise typer.BadParameter(f"only {MEDIAFM!r} can be trained", param_hint="WHAT")
@@ -425,7 +425,7 @@ def evaluate(
 ) -> None:
     """Masked-shot retrieval on held-out titles (MediaFM vs the neighbour average), and a linear probe
     per representation (video, audio, text, fused, contextual) when --labels is given."""
-    from orchestrator.training import evaluate_probe, evaluate_retrieval
+    from mediamesh.orchestrator.training import evaluate_probe, evaluate_retrieval
 
     with Mesh.open() as mesh:
         retrieval = evaluate_retrieval(mesh, checkpoint)
@@ -544,8 +544,8 @@ def serve(
     Configured by MEDIAMESH_API_TOKEN, MEDIAMESH_API_OPEN_READS, MEDIAMESH_API_LANDING_BUCKETS and the store's
     MEDIAMESH_* variables; MEDIAMESH_EXECUTION=pools hands announced work to the worker pools.
     """
-    from orchestrator.api import ApiSettings
-    from orchestrator.api import serve as run_api
+    from mediamesh.orchestrator.api import ApiSettings
+    from mediamesh.orchestrator.api import serve as run_api
 
     try:
         run_api(host, port, ApiSettings())
@@ -573,7 +573,7 @@ def migrate() -> None:
     if os.environ.get("PREFECT_API_URL"):
         from prefect.client.orchestration import get_client
 
-        from orchestrator.workers import PoolSettings, ensure_deployments
+        from mediamesh.orchestrator.workers import PoolSettings, ensure_deployments
 
         pools = PoolSettings()
         with get_client(sync_client=True) as client:
@@ -596,8 +596,8 @@ def worker(
     ] = None,
 ) -> None:
     """Compute values handed to a work pool, until interrupted (Ctrl-C or SIGTERM)."""
-    from orchestrator.prefect_server import prefect_api_url
-    from orchestrator.workers import run_worker
+    from mediamesh.orchestrator.prefect_server import prefect_api_url
+    from mediamesh.orchestrator.workers import run_worker
 
     if pool not in ("cpu", "gpu"):
         raise typer.BadParameter("choose cpu or gpu", param_hint="--pool")
@@ -638,10 +638,10 @@ def watch(
     any asset there lacks (to the work pools with MEDIAMESH_EXECUTION=pools, else computed here)."""
     import time
 
-    from orchestrator.dispatch import PoolRuns
-    from orchestrator.planner import plan
-    from orchestrator.watch import Watcher
-    from orchestrator.workers import PoolSettings
+    from mediamesh.orchestrator.dispatch import PoolRuns
+    from mediamesh.orchestrator.planner import plan
+    from mediamesh.orchestrator.watch import Watcher
+    from mediamesh.orchestrator.workers import PoolSettings
 
     settings = PoolSettings()
     with Mesh.open() as mesh:
@@ -685,7 +685,7 @@ def dev_stack(
     """The whole service on this machine, without Docker: embedded Postgres, SeaweedFS S3 with a landing bucket
     that notifies the API, the Prefect server, the API, a CPU worker and a GPU-pool worker. Writes
     $MEDIAMESH_HOME/stack.json; Ctrl-C or SIGTERM stops everything it started."""
-    from orchestrator.devstack import DevStack
+    from mediamesh.orchestrator.devstack import DevStack
 
     settings = StoreSettings()
     try:
@@ -703,7 +703,9 @@ def demo() -> None:
     """Ingest the bundled sample clips on the embedded default and show what was computed and where."""
     settings = StoreSettings()
     samples = sorted(
-        Path(str(p)) for p in resources.files("orchestrator").joinpath("samples").iterdir() if str(p).endswith(".mp4")
+        Path(str(p))
+        for p in resources.files("mediamesh.orchestrator").joinpath("samples").iterdir()
+        if str(p).endswith(".mp4")
     )
     err.print(f"mediamesh demo: {len(samples)} sample clip(s), home {settings.home_dir}")
     if not os.environ.get("MEDIAMESH_ENCODERS") and not pretrained_available():

@@ -27,13 +27,13 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from features.errors import MediameshError
-from features.processes import die_with_parent
-from orchestrator.lifecycle import write_private
-from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from orchestrator.seaweed import S3Endpoint, Webhook, seaweed_s3
-from store import StoreSettings, open_store
-from store.database import embedded_database_url
+from mediamesh.features.errors import MediameshError
+from mediamesh.features.processes import die_with_parent
+from mediamesh.orchestrator.lifecycle import write_private
+from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.orchestrator.seaweed import S3Endpoint, Webhook, seaweed_s3
+from mediamesh.store import StoreSettings, open_store
+from mediamesh.store.database import embedded_database_url
 
 __all__ = ["SECRETS", "DevStack", "StackError"]
 
@@ -191,7 +191,7 @@ class DevStack:
         log_path = self.folder / "logs" / f"{name}.log"
         with log_path.open("ab") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", *args],
+                [sys.executable, "-m", "mediamesh", *args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -213,7 +213,7 @@ class DevStack:
         raise StackError(f"{name} did not answer {url} within {READY_TIMEOUT_S:.0f} s\n{self._tail(name)}")
 
     def _wait_workers(self, prefect: str) -> None:
-        from orchestrator.workers import PoolSettings, wait_for_workers
+        from mediamesh.orchestrator.workers import PoolSettings, wait_for_workers
 
         pools = PoolSettings()
         wanted: dict[str, set[str] | int] = {pools.cpu_pool: {"dev-stack-cpu"}, pools.gpu_pool: {"dev-stack-gpu"}}

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from features.errors import BackendUnavailableError, ExecutionError, MediameshError, TransientError
-from features.registry import Registry
-from features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE
-from features.values import FileValue
-from orchestrator.planner import Plan, PlannedValue, root_keys
-from store import NewValue, Store
+from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError, TransientError
+from mediamesh.features.registry import Registry
+from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE
+from mediamesh.features.values import FileValue
+from mediamesh.orchestrator.planner import Plan, PlannedValue, root_keys
+from mediamesh.store import NewValue, Store
 
 __all__ = ["AssetReport", "Progress", "RunReport", "execute", "new_value", "worker_id"]
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.errors import MediameshError
+from mediamesh.features.errors import MediameshError
 
 __all__ = [
     "Announcement",

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from features.processes import end_children, process_tag, tag_alive
+from mediamesh.features.processes import end_children, process_tag, tag_alive
 
 __all__ = ["enter", "sweep_scratch", "write_private"]
 

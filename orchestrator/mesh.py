@@ -10,17 +10,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from features import default_registry
-from features.errors import BackendUnavailableError, DefinitionError, InputFileError, MediameshError
-from features.registry import Registry
-from features.spec import MEDIAFM, SUBTITLES
-from features.values import TitleMetadata
-from orchestrator.engine import Progress, RunReport, execute
-from orchestrator.planner import Plan, plan
-from orchestrator.prefect_server import prefect_api_url
-from orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
-from store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
-from store.codecs import payload_kind_of
+from mediamesh.features import default_registry
+from mediamesh.features.errors import BackendUnavailableError, DefinitionError, InputFileError, MediameshError
+from mediamesh.features.registry import Registry
+from mediamesh.features.spec import MEDIAFM, SUBTITLES
+from mediamesh.features.values import TitleMetadata
+from mediamesh.orchestrator.engine import Progress, RunReport, execute
+from mediamesh.orchestrator.planner import Plan, plan
+from mediamesh.orchestrator.prefect_server import prefect_api_url
+from mediamesh.orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
+from mediamesh.store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
+from mediamesh.store.codecs import payload_kind_of
 
 __all__ = ["FeatureState", "IngestResult", "Mesh", "configured_registry"]
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.identity import KeyPrefix, attachment_set_key
-from features.registry import Registry
-from features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
-from store import Store
+from mediamesh.features.identity import KeyPrefix, attachment_set_key
+from mediamesh.features.registry import Registry
+from mediamesh.features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
+from mediamesh.store import Store
 
 __all__ = ["MEDIA_GATE", "Plan", "PlannedValue", "plan", "root_keys"]
 

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from features.errors import TransientError
-from features.processes import alive, process_tag, tag_alive
+import mediamesh
+from mediamesh.features.errors import TransientError
+from mediamesh.features.processes import alive, process_tag, tag_alive
 
 __all__ = ["IDLE_ENV", "prefect_api_url", "server_state", "stop_prefect_server", "watch_idle"]
 
@@ -198,10 +199,10 @@ def _start(folder: Path) -> str:
 def _start_watchdog(folder: Path, pid: int, url: str, env: dict[str, str]) -> str:
     """Start ``watch_idle`` in a process of its own session, which outlives this one; its tag."""
     idle_s = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S)
-    code = "import sys; from pathlib import Path; from orchestrator.prefect_server import watch_idle; "
+    code = "import sys; from pathlib import Path; from mediamesh.orchestrator.prefect_server import watch_idle; "
     code += "watch_idle(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))"
     # It imports mediamesh from wherever this process did, installed or not.
-    source = str(Path(__file__).resolve().parents[1])
+    source = str(Path(mediamesh.__file__).parent.parent)  # not resolve(): in a wheel there are no links
     path = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     with open(folder / "watchdog.log", "ab") as log:
         proc = subprocess.Popen(

@@ -29,8 +29,8 @@ from pathlib import Path
 import urllib3
 from minio import Minio
 
-from features.processes import die_with_parent
-from orchestrator.lifecycle import write_private
+from mediamesh.features.processes import die_with_parent
+from mediamesh.orchestrator.lifecycle import write_private
 
 __all__ = ["S3Endpoint", "ServiceError", "Webhook", "seaweed_s3"]
 

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from features.errors import InputFileError
-from features.values import TitleMetadata
+from mediamesh.features.errors import InputFileError
+from mediamesh.features.values import TitleMetadata
 
 __all__ = ["SUBTITLE_SUFFIXES", "find_subtitle_sidecars", "read_title_sidecar", "subtitle_language"]
 

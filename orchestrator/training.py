@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from features.errors import MediameshError
-from features.mediafm import (
+from mediamesh.features.errors import MediameshError
+from mediamesh.features.mediafm import (
     Checkpoint,
     OptimizerKind,
     ProbeMetrics,
@@ -27,12 +27,12 @@ from features.mediafm import (
     neighbour_baseline,
     train,
 )
-from features.models import device
-from features.spec import MEDIAFM
-from features.values import ShotEmbeddings, ShotTable, TitleEmbedding
-from orchestrator.mesh import Mesh
-from orchestrator.planner import plan
-from store import ArtefactRecord
+from mediamesh.features.models import device
+from mediamesh.features.spec import MEDIAFM
+from mediamesh.features.values import ShotEmbeddings, ShotTable, TitleEmbedding
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.planner import plan
+from mediamesh.store import ArtefactRecord
 
 __all__ = ["Catalogue", "CatalogueError", "evaluate_probe", "evaluate_retrieval", "gather_catalogue", "train_mediafm"]
 
@@ -237,6 +237,6 @@ def _shots(mesh: Mesh, key: str) -> ShotTable:
 
 def _text_dim() -> int:
     """The text encoder's width, for a [GLOBAL] projection even when no title in the catalogue has metadata."""
-    from features.models import load_text_model, resolve_model, text_dimension
+    from mediamesh.features.models import load_text_model, resolve_model, text_dimension
 
     return text_dimension(load_text_model(resolve_model("text")))

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from features.errors import MediameshError
-from orchestrator.mesh import Mesh
-from orchestrator.sidecars import SUBTITLE_SUFFIXES
-from store.landing import LandingReader
+from mediamesh.features.errors import MediameshError
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.sidecars import SUBTITLE_SUFFIXES
+from mediamesh.store.landing import LandingReader
 
 __all__ = ["Pass", "Watcher", "parse_source"]
 
@@ -119,7 +119,7 @@ class Watcher:
 
     def _reader(self) -> LandingReader:
         if self.landing is None:
-            from store import StoreSettings
+            from mediamesh.store import StoreSettings
 
             self.landing = LandingReader(StoreSettings())
         return self.landing

@@ -34,14 +34,14 @@ from prefect import flow
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from features.errors import MediameshError
-from features.processes import bind_to_parent
-from features.spec import FeatureSpec
-from orchestrator.engine import execute
-from orchestrator.mesh import Mesh
-from orchestrator.planner import Plan, PlannedValue, plan
-from orchestrator.prefect_server import prefect_api_url
-from store import Store
+from mediamesh.features.errors import MediameshError
+from mediamesh.features.processes import bind_to_parent
+from mediamesh.features.spec import FeatureSpec
+from mediamesh.orchestrator.engine import execute
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.planner import Plan, PlannedValue, plan
+from mediamesh.orchestrator.prefect_server import prefect_api_url
+from mediamesh.store import Store
 
 __all__ = [
     "FLOW_NAME",
@@ -62,7 +62,7 @@ log = logging.getLogger("mediamesh.workers")
 Pool = Literal["cpu", "gpu"]
 POOLS: tuple[Pool, ...] = ("cpu", "gpu")
 FLOW_NAME = "mediamesh-compute"
-ENTRYPOINT = "orchestrator.workers.compute_values"
+ENTRYPOINT = "mediamesh.orchestrator.workers.compute_values"
 
 
 class PoolSettings(BaseSettings):

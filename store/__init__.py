@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy.engine import make_url
 
-from store.blobs import BlobInfo, BlobNotFoundError, BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
-from store.config import StoreSettings
-from store.database import (
+from mediamesh.store.blobs import BlobInfo, BlobNotFoundError, BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
+from mediamesh.store.config import StoreSettings
+from mediamesh.store.database import (
     APP_ROLE,
     DatabaseSettingsError,
     SchemaOutOfDateError,
@@ -21,7 +21,7 @@ from store.database import (
     migrate,
     schema_revision,
 )
-from store.gateway import (
+from mediamesh.store.gateway import (
     VERIFY_ON_READ_BYTES,
     AmbiguousAssetError,
     ArtefactNotFoundError,

@@ -37,7 +37,7 @@ from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
 from minio.helpers import MIN_PART_SIZE
 
-from features.errors import BackendUnavailableError, MediameshError, TransientError
+from mediamesh.features.errors import BackendUnavailableError, MediameshError, TransientError
 
 __all__ = [
     "BlobInfo",

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from features.values import ArrayValue, FileValue, JsonValue
+from mediamesh.features.values import ArrayValue, FileValue, JsonValue
 
 __all__ = ["Payload", "decode", "encode", "payload_kind_of"]
 

@@ -20,9 +20,9 @@ from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
-from features.errors import BackendUnavailableError, MediameshError
-from features.processes import alive
-from store import schema
+from mediamesh.features.errors import BackendUnavailableError, MediameshError
+from mediamesh.features.processes import alive
+from mediamesh.store import schema
 
 __all__ = [
     "APP_ROLE",

@@ -20,10 +20,10 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
-from features.errors import MediameshError
-from features.values import MediaFMCheckpoint, SourceMedia, Subtitles, SubtitleTrack, TitleMetadata
-from store import codecs, faults, schema
-from store.blobs import BlobIntegrityError, BlobNotFoundError, BlobStore
+from mediamesh.features.errors import MediameshError
+from mediamesh.features.values import MediaFMCheckpoint, SourceMedia, Subtitles, SubtitleTrack, TitleMetadata
+from mediamesh.store import codecs, faults, schema
+from mediamesh.store.blobs import BlobIntegrityError, BlobNotFoundError, BlobStore
 
 __all__ = [
     "VERIFY_ON_READ_BYTES",

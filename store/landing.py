@@ -18,9 +18,9 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
 
-from features.errors import MediameshError, TransientError
-from store.blobs import split_endpoint
-from store.config import StoreSettings
+from mediamesh.features.errors import MediameshError, TransientError
+from mediamesh.store.blobs import split_endpoint
+from mediamesh.store.config import StoreSettings
 
 __all__ = ["LandingObject", "LandingObjectError", "LandingReader", "NoEndpointError"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from store import Store, StoreSettings, open_store
-from store.database import DatabaseRoles
+from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.store import Store, StoreSettings, open_store
+from mediamesh.store.database import DatabaseRoles
 from tests.models import TinyModels, save_tiny_clip, save_tiny_wav2vec2
 from tests.postgres import embedded_postgres, fresh_roles_database
 from tests.services import S3Endpoint, seaweed_s3

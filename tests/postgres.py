@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from store.database import APP_ROLE, DatabaseRoles, create_engine, ensure_roles, migrate
+from mediamesh.store.database import APP_ROLE, DatabaseRoles, create_engine, ensure_roles, migrate
 
 
 @contextmanager

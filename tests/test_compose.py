@@ -13,10 +13,10 @@ import pytest
 import typer
 import yaml
 
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.cli import app
-from orchestrator.workers import PoolSettings, compute_values
-from store import StoreSettings
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.cli import app
+from mediamesh.orchestrator.workers import PoolSettings, compute_values
+from mediamesh.store import StoreSettings
 
 ROOT = Path(__file__).parents[1]
 SERVICES = {"postgres", "minio", "minio-init", "prefect", "migrate", "api", "worker-cpu", "worker-gpu"}

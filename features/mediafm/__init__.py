@@ -5,7 +5,7 @@ checkpoints (:mod:`.training`), whole-title inference in overlapping windows (:m
 evaluation (:mod:`.evaluation`) and a synthetic catalogue with scene structure (:mod:`.synthetic`).
 """
 
-from features.mediafm.evaluation import (
+from mediamesh.features.mediafm.evaluation import (
     ProbeMetrics,
     RetrievalMetrics,
     labels_from_rows,
@@ -13,11 +13,11 @@ from features.mediafm.evaluation import (
     masked_shot_retrieval,
     neighbour_baseline,
 )
-from features.mediafm.inference import embed_title, plan_windows
-from features.mediafm.masking import choose_masked, mask_count, masked_cosine_loss
-from features.mediafm.model import PRESETS, MediaFM, MediaFMConfig, MediaFMOutput, config_preset
-from features.mediafm.synthetic import synthetic_catalogue
-from features.mediafm.training import (
+from mediamesh.features.mediafm.inference import embed_title, plan_windows
+from mediamesh.features.mediafm.masking import choose_masked, mask_count, masked_cosine_loss
+from mediamesh.features.mediafm.model import PRESETS, MediaFM, MediaFMConfig, MediaFMOutput, config_preset
+from mediamesh.features.mediafm.synthetic import synthetic_catalogue
+from mediamesh.features.mediafm.training import (
     Checkpoint,
     HistoryPoint,
     OptimizerKind,

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from features.errors import did_you_mean
-from features.mediafm.inference import plan_windows
-from features.mediafm.model import MediaFM, autocast, eval_mode
-from features.mediafm.training import TitleSequence
+from mediamesh.features.errors import did_you_mean
+from mediamesh.features.mediafm.inference import plan_windows
+from mediamesh.features.mediafm.model import MediaFM, autocast, eval_mode
+from mediamesh.features.mediafm.training import TitleSequence
 
 __all__ = [
     "ProbeMetrics",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from features.mediafm.model import MediaFM, autocast, eval_mode
+from mediamesh.features.mediafm.model import MediaFM, autocast, eval_mode
 
 __all__ = ["embed_title", "plan_windows"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from features.mediafm.training import TitleSequence
+from mediamesh.features.mediafm.training import TitleSequence
 
 __all__ = ["synthetic_catalogue"]
 

@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from features.mediafm.masking import choose_masked, masked_cosine_loss
-from features.mediafm.model import MediaFM, MediaFMConfig, autocast, eval_mode
+from mediamesh.features.mediafm.masking import choose_masked, masked_cosine_loss
+from mediamesh.features.mediafm.model import MediaFM, MediaFMConfig, autocast, eval_mode
 
 __all__ = [
     "Checkpoint",

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from store import Store, StoreSettings, open_store
-from store.faults import AFTER_BLOB, AFTER_ROW, BEFORE_BLOB
+from mediamesh.store import Store, StoreSettings, open_store
+from mediamesh.store.faults import AFTER_BLOB, AFTER_ROW, BEFORE_BLOB
 from tests.services import seaweed_s3
 
 DATA = Path(__file__).parents[1] / "data"

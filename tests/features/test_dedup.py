@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.dedup import dedup, dhash, representatives, sample_frames
-from features.encode import encode
-from features.errors import InputFileError, MediaError
-from features.media import ffmpeg_exe
-from features.shots import shots
-from features.spec import spec_of
-from features.values import DedupMap, EncodedMedia, Shot, ShotTable, SourceMedia
+from mediamesh.features.dedup import dedup, dhash, representatives, sample_frames
+from mediamesh.features.encode import encode
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.features.shots import shots
+from mediamesh.features.spec import spec_of
+from mediamesh.features.values import DedupMap, EncodedMedia, Shot, ShotTable, SourceMedia
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

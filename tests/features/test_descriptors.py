@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.descriptors import (
+from mediamesh.features.descriptors import (
     AUDIO_DIM,
     N_MELS,
     VIDEO_DIM,
@@ -17,7 +17,7 @@ from features.descriptors import (
     log_mel,
     mel_filterbank,
 )
-from features.encoders import decode_frames
+from mediamesh.features.encoders import decode_frames
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SR = 16000

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from features import default_registry, spec_of
-from features.encode import encode
-from features.errors import InputFileError, MediaError
-from features.media import ffmpeg_exe, probe
-from features.values import EncodedMedia, SourceMedia
+from mediamesh.features import default_registry, spec_of
+from mediamesh.features.encode import encode
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.media import ffmpeg_exe, probe
+from mediamesh.features.values import EncodedMedia, SourceMedia
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -10,15 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features import encoders
-from features.encode import encode
-from features.encoders import audio_embedding, decode_frames, sample_frames, text_embedding, video_embedding
-from features.errors import ExecutionError, InputFileError, MediaError
-from features.media import ffmpeg_exe
-from features.models import load_image_model, load_text_model, resolve_model
-from features.shots import shots
-from features.spec import spec_of
-from features.values import Cue, DedupMap, EncodedMedia, Shot, ShotEmbeddings, ShotTable, SourceMedia, TimedText
+from mediamesh.features import encoders
+from mediamesh.features.encode import encode
+from mediamesh.features.encoders import audio_embedding, decode_frames, sample_frames, text_embedding, video_embedding
+from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.features.models import load_image_model, load_text_model, resolve_model
+from mediamesh.features.shots import shots
+from mediamesh.features.spec import spec_of
+from mediamesh.features.values import (
+    Cue,
+    DedupMap,
+    EncodedMedia,
+    Shot,
+    ShotEmbeddings,
+    ShotTable,
+    SourceMedia,
+    TimedText,
+)
 from tests.models import TinyModels
 
 DATA = Path(__file__).resolve().parents[1] / "data"

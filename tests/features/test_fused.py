@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.encode import encode
-from features.encoders import audio_embedding, text_embedding, video_embedding
-from features.errors import ExecutionError
-from features.fused import fused
-from features.shots import shots
-from features.spec import spec_of
-from features.values import Cue, DedupMap, EncodedMedia, ShotEmbeddings, ShotTable, SourceMedia, TimedText
+from mediamesh.features.encode import encode
+from mediamesh.features.encoders import audio_embedding, text_embedding, video_embedding
+from mediamesh.features.errors import ExecutionError
+from mediamesh.features.fused import fused
+from mediamesh.features.shots import shots
+from mediamesh.features.spec import spec_of
+from mediamesh.features.values import Cue, DedupMap, EncodedMedia, ShotEmbeddings, ShotTable, SourceMedia, TimedText
 from tests.models import TinyModels
 
 DATA = Path(__file__).resolve().parents[1] / "data"

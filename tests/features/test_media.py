@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from features.errors import InputFileError, MediaError
-from features.media import ffmpeg_exe, probe
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.media import ffmpeg_exe, probe
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

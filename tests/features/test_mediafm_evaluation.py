@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from features.mediafm import (
+from mediamesh.features.mediafm import (
     MediaFM,
     MediaFMConfig,
     RetrievalMetrics,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from features.mediafm import MediaFM, MediaFMConfig, embed_title, plan_windows
+from mediamesh.features.mediafm import MediaFM, MediaFMConfig, embed_title, plan_windows
 
 CONFIG = MediaFMConfig(fused_dim=16, title_dim=4, hidden=24, layers=2, heads=2, ff=48, max_shots=512)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from features.mediafm import choose_masked, mask_count, masked_cosine_loss
+from mediamesh.features.mediafm import choose_masked, mask_count, masked_cosine_loss
 
 
 def test_each_sequence_masks_its_share_of_real_shots_and_never_padding() -> None:

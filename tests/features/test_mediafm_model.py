@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from features.mediafm import PRESETS, MediaFM, MediaFMConfig, config_preset
+from mediamesh.features.mediafm import PRESETS, MediaFM, MediaFMConfig, config_preset
 
 CONFIG = MediaFMConfig(fused_dim=12, title_dim=5, hidden=16, layers=2, heads=2, ff=32, max_shots=20, dropout=0.0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.mediafm import synthetic_catalogue
+from mediamesh.features.mediafm import synthetic_catalogue
 
 
 def test_a_shot_looks_like_a_shot_two_or_three_back_not_its_neighbour() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from features.mediafm import (
+from mediamesh.features.mediafm import (
     Checkpoint,
     MediaFM,
     MediaFMConfig,

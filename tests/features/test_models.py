@@ -8,8 +8,8 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from features.errors import ExecutionError
-from features.models import (
+from mediamesh.features.errors import ExecutionError
+from mediamesh.features.models import (
     DEFAULT_AUDIO_MODEL,
     DEFAULT_VIDEO_MODEL,
     ModelUnavailableError,
@@ -24,7 +24,7 @@ from features.models import (
     pretrained_available,
     resolve_model,
 )
-from features.spec import spec_of
+from mediamesh.features.spec import spec_of
 from tests.models import TinyModels
 
 ENV = [
@@ -259,7 +259,7 @@ def test_device(tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_model_hook_of_each_encoder_is_its_role_fingerprint(tiny_encoders: TinyModels) -> None:
-    from features.encoders import audio_embedding, text_embedding, video_embedding
+    from mediamesh.features.encoders import audio_embedding, text_embedding, video_embedding
 
     for fn, role in [(video_embedding, "video"), (audio_embedding, "audio"), (text_embedding, "text")]:
         spec = spec_of(fn)

@@ -1,6 +1,6 @@
 import pytest
 
-from features import (
+from mediamesh.features import (
     CycleError,
     DefinitionError,
     DuplicateFeatureError,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from features.encode import encode
-from features.errors import InputFileError
-from features.shots import shot_bounds, shots
-from features.spec import spec_of
-from features.values import EncodedMedia, ShotTable, SourceMedia
+from mediamesh.features.encode import encode
+from mediamesh.features.errors import InputFileError
+from mediamesh.features.shots import shot_bounds, shots
+from mediamesh.features.spec import spec_of
+from mediamesh.features.values import EncodedMedia, ShotTable, SourceMedia
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ONE_FRAME = 1 / 24

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from features import DefinitionError, EncodedMedia, FeatureSpec, ShotTable, SourceMedia, feature, spec_of
-from features.identity import value_key
+from mediamesh.features import DefinitionError, EncodedMedia, FeatureSpec, ShotTable, SourceMedia, feature, spec_of
+from mediamesh.features.identity import value_key
 
 
 def test_decorator_attaches_frozen_spec_and_keeps_function_callable() -> None:
@@ -80,7 +80,7 @@ def _load(tmp_path: Path, name: str, code: str) -> types.ModuleType:
 
 
 BASE = """
-from features import SourceMedia, feature
+from mediamesh.features import SourceMedia, feature
 
 def helper(n: int) -> int:
     return n + 1
@@ -130,7 +130,7 @@ def test_value_key_depends_on_every_part_of_identity_and_nothing_else() -> None:
 
 
 def test_builtin_types_are_what_the_builtin_features_declare() -> None:
-    from features import default_registry
+    from mediamesh.features import default_registry
 
     registry = default_registry()
     assert registry["encode"].output is EncodedMedia

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from features.errors import InputFileError, MediaError
-from features.media import ffmpeg_exe
-from features.subtitles import (
+from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.features.subtitles import (
     SubtitleError,
     clean_text,
     embedded_text_streams,
@@ -19,7 +19,7 @@ from features.subtitles import (
     read_embedded_stream,
     read_subtitle_text,
 )
-from features.values import Cue
+from mediamesh.features.values import Cue
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

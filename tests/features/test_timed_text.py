@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from features.spec import spec_of
-from features.subtitles import SubtitleError
-from features.timed_text import cues_per_shot, language_matches, timed_text
-from features.values import Cue, ShotTable, SourceMedia, Subtitles, SubtitleTrack, TimedText
+from mediamesh.features.spec import spec_of
+from mediamesh.features.subtitles import SubtitleError
+from mediamesh.features.timed_text import cues_per_shot, language_matches, timed_text
+from mediamesh.features.values import Cue, ShotTable, SourceMedia, Subtitles, SubtitleTrack, TimedText
 from tests.features.test_subtitles import ASS, SRT, mux, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from features import Registry, default_registry
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.mesh import Mesh
-from store import Store, StoreSettings, open_store
+from mediamesh.features import Registry, default_registry
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.store import Store, StoreSettings, open_store
 from tests.orchestrator.resources import counting_features as cf
 from tests.services import S3Endpoint
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from features import EncodedMedia, ShotTable, default_registry
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.mesh import Mesh
-from store import VERIFY_ON_READ_BYTES, CorruptValueError, NewValue, Store, StoreSettings, ValueRecord
+from mediamesh.features import EncodedMedia, ShotTable, default_registry
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.store import VERIFY_ON_READ_BYTES, CorruptValueError, NewValue, Store, StoreSettings, ValueRecord
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

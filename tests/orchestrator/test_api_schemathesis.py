@@ -22,10 +22,10 @@ from schemathesis.engine import StopReason
 from schemathesis.engine.events import EngineFinished, FatalError, NonFatalError, ScenarioFinished
 from schemathesis.schemas import BaseSchema
 
-from features import Registry, ShotEmbeddings, ShotTable, SourceMedia, feature
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.mesh import Mesh
-from store import Store, StoreSettings
+from mediamesh.features import Registry, ShotEmbeddings, ShotTable, SourceMedia, feature
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.store import Store, StoreSettings
 from tests.orchestrator.resources import counting_features as cf
 from tests.services import S3Endpoint
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from features import MEDIAFM, TitleMetadata, default_registry
-from features.media import ffmpeg_exe
-from features.subtitles import embedded_text_streams
-from store import Store, StoreSettings, hash_file, open_store
+from mediamesh.features import MEDIAFM, TitleMetadata, default_registry
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.features.subtitles import embedded_text_streams
+from mediamesh.store import Store, StoreSettings, hash_file, open_store
 from tests.postgres import fresh_roles_database
 
 DATA = Path(__file__).parents[1] / "data"

@@ -35,7 +35,7 @@ def stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], dict[str, object], P
     log = tmp_path / "dev-stack.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "dev-stack", "--port", "0"],
+            [sys.executable, "-m", "mediamesh", "dev-stack", "--port", "0"],
             cwd=tmp_path,
             env=env,
             stdout=out,

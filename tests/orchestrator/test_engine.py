@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from features import Registry, TitleMetadata
-from orchestrator import Mesh, plan
-from store import Store
+from mediamesh.features import Registry, TitleMetadata
+from mediamesh.orchestrator import Mesh, plan
+from mediamesh.store import Store
 from tests.orchestrator.resources import counting_features as cf
 from tests.orchestrator.resources import gated_features as gated
 

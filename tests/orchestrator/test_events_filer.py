@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from features.registry import Registry
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.events import FilerEvent, filer_announcements
-from orchestrator.mesh import Mesh
-from store import StoreSettings, open_store
+from mediamesh.features.registry import Registry
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.events import FilerEvent, filer_announcements
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.store import StoreSettings, open_store
 from tests.orchestrator.resources import counting_features as cf
 from tests.services import S3Endpoint
 

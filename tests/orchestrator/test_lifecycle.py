@@ -22,7 +22,7 @@ from typing import TypeVar
 import imageio_ffmpeg
 import pytest
 
-from orchestrator.workers import wait_for_workers
+from mediamesh.orchestrator.workers import wait_for_workers
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from store import hash_file
+from mediamesh.store import hash_file
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")

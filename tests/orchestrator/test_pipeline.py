@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features import default_registry
-from features.models import directory_fingerprint
-from orchestrator import Mesh, plan
-from store import Store
+from mediamesh.features import default_registry
+from mediamesh.features.models import directory_fingerprint
+from mediamesh.orchestrator import Mesh, plan
+from mediamesh.store import Store
 from tests.models import TinyModels
 
 DATA = Path(__file__).parents[1] / "data"

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from features import DefinitionError, Registry
-from orchestrator import Mesh, plan
-from store import Store
+from mediamesh.features import DefinitionError, Registry
+from mediamesh.orchestrator import Mesh, plan
+from mediamesh.store import Store
 from tests.orchestrator.resources import counting_features as cf
 from tests.orchestrator.resources import gated_features as gated
 
@@ -122,7 +122,7 @@ def test_attaching_subtitles_changes_only_what_reads_them(local_store: Store, tm
 
 
 def test_editing_a_synopsis_recomputes_only_what_reads_it(local_store: Store, tmp_path: Path, prefect_api: str) -> None:
-    from features import TitleMetadata
+    from mediamesh.features import TitleMetadata
 
     registry = Registry([cf.size, cf.doubled, cf.synopsis_length])
     video = tmp_path / "film.mp4"

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from features import Registry, SourceMedia, default_registry, feature
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.mesh import Mesh
-from orchestrator.planner import PlannedValue
-from store import Store, StoreSettings, ValueNotFoundError, open_store
+from mediamesh.features import Registry, SourceMedia, default_registry, feature
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.planner import PlannedValue
+from mediamesh.store import Store, StoreSettings, ValueNotFoundError, open_store
 from tests.orchestrator.resources.counting_features import Number
 
 DATA = Path(__file__).parents[1] / "data"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from features import EncodedMedia, ShotTable, default_registry
-from store import NewValue, Store, StoreSettings, ValueRecord, open_store
+from mediamesh.features import EncodedMedia, ShotTable, default_registry
+from mediamesh.store import NewValue, Store, StoreSettings, ValueRecord, open_store
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from features.errors import MediameshError
-from features.registry import Registry
-from orchestrator.cli import app
-from orchestrator.mesh import Mesh
-from orchestrator.watch import Watcher, parse_source
-from store import Store, StoreSettings, open_store
-from store.landing import LandingReader
+from mediamesh.features.errors import MediameshError
+from mediamesh.features.registry import Registry
+from mediamesh.orchestrator.cli import app
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.orchestrator.watch import Watcher, parse_source
+from mediamesh.store import Store, StoreSettings, open_store
+from mediamesh.store.landing import LandingReader
 from tests.orchestrator.resources import counting_features as cf
 from tests.services import S3Endpoint
 

@@ -1,6 +1,6 @@
 """Distributed execution on real Prefect process workers: stages per pool, duplicate events, a killed worker.
 
-Workers are ``python -m orchestrator worker`` processes against the session's Prefect server, each test
+Workers are ``python -m mediamesh worker`` processes against the session's Prefect server, each test
 with its own work pools, database and blob folder. The features (``resources/service_features.py``)
 record every real call in a file, so the tests count computations across processes.
 """
@@ -27,13 +27,13 @@ import httpx
 import pytest
 import uvicorn
 
-from orchestrator.api import ApiSettings, create_app
-from orchestrator.dispatch import PoolRuns
-from orchestrator.mesh import Mesh, configured_registry
-from orchestrator.planner import plan
-from orchestrator.watch import Watcher
-from orchestrator.workers import PoolSettings, stage, submit_stages
-from store import Store, StoreSettings
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.dispatch import PoolRuns
+from mediamesh.orchestrator.mesh import Mesh, configured_registry
+from mediamesh.orchestrator.planner import plan
+from mediamesh.orchestrator.watch import Watcher
+from mediamesh.orchestrator.workers import PoolSettings, stage, submit_stages
+from mediamesh.store import Store, StoreSettings
 from tests.orchestrator.resources import gated_features as gated
 from tests.services import S3Endpoint
 
@@ -56,7 +56,7 @@ class Service:
         log = Path(self.env["MEDIAMESH_HOME"]) / f"{name}.log"
         with log.open("ab") as out:
             child = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", "worker", "--pool", pool, "--name", name, "--poll", "0.5"],
+                [sys.executable, "-m", "mediamesh", "worker", "--pool", pool, "--name", name, "--poll", "0.5"],
                 cwd=ROOT,
                 env={**self.env, **extra},
                 stdout=out,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from features.errors import TransientError
-from store.blobs import (
+from mediamesh.features.errors import TransientError
+from mediamesh.store.blobs import (
     DEFAULT_PART_SIZE,
     BlobIntegrityError,
     BlobNotFoundError,

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from features import EncodedMedia, ShotTable
-from store import (
+from mediamesh.features import EncodedMedia, ShotTable
+from mediamesh.store import (
     AmbiguousAssetError,
     AssetNotFoundError,
     GarbageCollectionBusyError,
@@ -22,7 +22,7 @@ from store import (
     Store,
     hash_file,
 )
-from store.database import APP_ROLE, create_engine, migrate
+from mediamesh.store.database import APP_ROLE, create_engine, migrate
 
 
 def _new(store_asset: str, key: str, feature: str = "shots", inputs: tuple[tuple[str, str], ...] = ()) -> NewValue:
@@ -268,7 +268,7 @@ def test_attachments_keep_one_current_file_per_language(store: Store, clip: Path
 
 
 def test_artefacts_are_stored_by_content_and_promotion_switches_at_once(store: Store) -> None:
-    from store import ArtefactNotFoundError
+    from mediamesh.store import ArtefactNotFoundError
 
     assert store.promoted("mediafm") is None
     assert store.mediafm_checkpoint().path is None
@@ -298,7 +298,7 @@ def test_artefacts_are_stored_by_content_and_promotion_switches_at_once(store: S
 def test_feature_promotion_needs_a_stored_version_and_its_history_is_append_only(
     local_store: Store, clip: Path, owner_database_url: str
 ) -> None:
-    from store import ValueNotFoundError
+    from mediamesh.store import ValueNotFoundError
 
     asset, _ = local_store.register_asset(clip, name="clip")
     assert local_store.promoted_version("shots") is None

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from features import EncodedMedia, ShotTable, TitleMetadata
-from store import (
+from mediamesh.features import EncodedMedia, ShotTable, TitleMetadata
+from mediamesh.store import (
     CorruptValueError,
     LocalBlobStore,
     NewValue,
@@ -27,7 +27,7 @@ from store import (
     ValueRecord,
     schema,
 )
-from store.blobs import BlobIntegrityError
+from mediamesh.store.blobs import BlobIntegrityError
 
 
 def _new(asset: str, key: str, feature: str = "shots") -> NewValue:

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from features import ShotTable
-from store import (
+from mediamesh.features import ShotTable
+from mediamesh.store import (
     NewValue,
     SchemaOutOfDateError,
     Store,
@@ -20,7 +20,7 @@ from store import (
     migrate_store,
     open_store,
 )
-from store.database import APP_ROLE, OWNER_ROLE, create_engine, ensure_roles, head_revision, migrate
+from mediamesh.store.database import APP_ROLE, OWNER_ROLE, create_engine, ensure_roles, head_revision, migrate
 from tests.postgres import fresh_roles_database
 
 # Every table whose rows are history: the application role may read and append to them, nothing more.

@@ -1,7 +1,7 @@
 """A small valid graph: source -> size -> doubled, source -> label; plus an imported feature to ignore."""
 
-from features import SourceMedia, feature
-from features.shots import shots as imported_feature  # noqa: F401 - must not be registered from this module
+from mediamesh.features import SourceMedia, feature
+from mediamesh.features.shots import shots as imported_feature  # noqa: F401 - must not be registered from this module
 
 
 @feature(version="1")

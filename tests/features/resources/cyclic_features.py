@@ -1,6 +1,6 @@
 """Features that depend on each other in a loop."""
 
-from features import SourceMedia, feature
+from mediamesh.features import SourceMedia, feature
 
 
 @feature(version="1")

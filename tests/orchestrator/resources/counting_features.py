@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Self
 
-from features import JsonValue, MediaError, SourceMedia, Subtitles, TitleMetadata, TransientError, feature
+from mediamesh.features import JsonValue, MediaError, SourceMedia, Subtitles, TitleMetadata, TransientError, feature
 
 CALLS: Counter[tuple[str, str]] = Counter()
 _lock = threading.Lock()

@@ -3,7 +3,7 @@ the media (``blurb`` sorts before the gate, so the registry's order puts it firs
 
 from __future__ import annotations
 
-from features import MediaError, Registry, SourceMedia, TitleMetadata, feature
+from mediamesh.features import MediaError, Registry, SourceMedia, TitleMetadata, feature
 from tests.orchestrator.resources import counting_features as cf
 
 

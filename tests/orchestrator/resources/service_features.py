@@ -11,7 +11,7 @@ import fcntl
 import os
 import time
 
-from features import SourceMedia, feature
+from mediamesh.features import SourceMedia, feature
 from tests.orchestrator.resources.counting_features import Number
 
 
