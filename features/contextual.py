@@ -21,7 +21,8 @@ class NoCheckpointError(ExecutionError):
     """No MediaFM checkpoint is promoted: train and promote one (random weights are never used)."""
 
 
-@feature(version="1", resources="gpu")
+# Version 2: the same computation; its code now imports through the mediamesh.* root (issue 10).
+@feature(version="2", resources="gpu")
 def contextual(fused: ShotEmbeddings, title_embedding: TitleEmbedding, mediafm: MediaFMCheckpoint) -> ShotEmbeddings:
     """Per shot, MediaFM's hidden state with the whole title (and its metadata as [GLOBAL]) in context."""
     if mediafm.path is None or mediafm.sha256 is None:

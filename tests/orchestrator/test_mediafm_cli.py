@@ -43,7 +43,7 @@ def test_train_promote_backfill_read_and_evaluate(database_url: str, prefect_api
     assert mediamesh("ingest", *map(str, clips)).returncode == 0
 
     waiting = mediamesh("status", str(clips[1]))
-    assert re.search(r"contextual@1\s+.*waiting", waiting.stdout)
+    assert re.search(r"contextual@2\s+.*waiting", waiting.stdout)
     no_checkpoint = mediamesh("backfill", "contextual")
     assert no_checkpoint.returncode == 1
     assert "no MediaFM checkpoint is promoted" in no_checkpoint.stderr
@@ -57,7 +57,7 @@ def test_train_promote_backfill_read_and_evaluate(database_url: str, prefect_api
     assert mediamesh("promote", "mediafm", checkpoint.group(1)[:12]).returncode == 0
     backfill = mediamesh("backfill", "contextual")
     assert backfill.returncode == 0, backfill.stderr
-    assert "contextual@1: computed 3" in backfill.stdout
+    assert "contextual@2: computed 3" in backfill.stdout
 
     for clip in clips:
         out = tmp_path / f"{clip.stem}.contextual.npy"
