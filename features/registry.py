@@ -31,9 +31,7 @@ class Registry(Mapping[str, FeatureSpec]):
     def __init__(self, specs: Iterable[FeatureSpec | Any]) -> None:
         by_name: dict[str, FeatureSpec] = {}
         for item in specs:
-            spec = item if isinstance(item, FeatureSpec) else spec_of(item)
-            if spec is None:
-                raise DefinitionError(f"{item!r} is not a feature; decorate it with @feature")
+            spec = _spec(item)
             if spec.name in ROOT_INPUTS:
                 raise DefinitionError(f"feature name {spec.name!r} is reserved for an input that comes with the asset")
             if spec.name in by_name:
@@ -56,6 +54,39 @@ class Registry(Mapping[str, FeatureSpec]):
                 if spec is not None and obj.__module__ == module.__name__:
                     specs.append(spec)
         return cls(specs)
+
+    @classmethod
+    def compose(cls, sources: Iterable[Iterable[FeatureSpec | Any]]) -> Registry:
+        """One registry from several sources in order (the built-ins, then plugins), checked whole.
+
+        A feature of any source may read a feature of any other. A feature takes the place of a same-named
+        one from an earlier source only when it was declared with ``replaces=True``; otherwise the two are a
+        :class:`DuplicateFeatureError` naming both modules. A module reached twice counts once.
+        """
+        chosen: dict[str, FeatureSpec] = {}
+        for source in sources:
+            named_here: set[str] = set()
+            for spec in map(_spec, source):
+                earlier = chosen.get(spec.name)
+                if earlier is not None and earlier.fn is spec.fn:
+                    continue
+                if spec.name in named_here and earlier is not None:
+                    raise DuplicateFeatureError(
+                        f"feature {spec.name!r} is defined twice: in {_where(earlier)} and in {_where(spec)}"
+                    )
+                named_here.add(spec.name)
+                if earlier is None and spec.replaces:
+                    raise DefinitionError(
+                        f"feature {spec.ref} ({_where(spec)}) is declared replaces=True, but no earlier source "
+                        f"defines {spec.name!r}.{did_you_mean(spec.name, chosen)}"
+                    )
+                if earlier is not None and not spec.replaces:
+                    raise DuplicateFeatureError(
+                        f"feature {spec.name!r} is defined twice: in {_where(earlier)} and in {_where(spec)}; "
+                        f"declare the later one @feature(..., replaces=True) to replace the earlier"
+                    )
+                chosen[spec.name] = spec
+        return cls(chosen.values())
 
     def __getitem__(self, name: str) -> FeatureSpec:
         try:
@@ -123,7 +154,7 @@ class Registry(Mapping[str, FeatureSpec]):
                 if not _accepts(inp.annotation, producer_type):
                     raise InputTypeError(
                         f"feature {spec.ref} annotates input {inp.name!r} as {_type_name(inp.annotation)}, "
-                        f"but {inp.name!r} produces {_type_name(producer_type)}"
+                        f"but {inp.name!r} produces {_type_name(producer_type)} (in {_where(spec)})"
                     )
 
     def _topological_order(self) -> tuple[str, ...]:
@@ -146,6 +177,13 @@ class Registry(Mapping[str, FeatureSpec]):
         for name in sorted(self._specs):
             visit(name, [])
         return tuple(order)
+
+
+def _spec(item: FeatureSpec | Any) -> FeatureSpec:
+    spec = item if isinstance(item, FeatureSpec) else spec_of(item)
+    if spec is None:
+        raise DefinitionError(f"{item!r} is not a feature; decorate it with @feature")
+    return spec
 
 
 def _accepts(annotation: Any, produced: Any) -> bool:

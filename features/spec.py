@@ -74,6 +74,8 @@ class FeatureSpec:
     #: Returns the fingerprint of the model the feature loads (weights hash or pinned revision), or None.
     model: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
     doc: str = ""
+    #: Whether this feature may take the place of a same-named one from an earlier source (a built-in, say).
+    replaces: bool = False
 
     @property
     def ref(self) -> str:
@@ -107,14 +109,19 @@ def feature(
     resources: Resources = "cpu",
     name: str | None = None,
     model: Callable[[], str | None] | None = None,
+    replaces: bool = False,
 ) -> Callable[[F], F]:
     """Declare a feature. Positional parameters are inputs, named after the features they consume;
     keyword-only parameters (with defaults) are the feature's params. Returns the function unchanged
     but for a frozen spec attached to it, so it stays directly callable.
+
+    ``replaces=True`` lets a plugin's feature take the place of a built-in (or an earlier plugin's) feature
+    of the same name; without it, two sources defining one name is a :class:`DuplicateFeatureError`.
     """
 
     def decorate(fn: F) -> F:
-        setattr(fn, _SPEC_ATTR, _build_spec(fn, version=version, resources=resources, name=name, model=model))
+        spec = _build_spec(fn, version=version, resources=resources, name=name, model=model)
+        setattr(fn, _SPEC_ATTR, dataclasses.replace(spec, replaces=replaces) if replaces else spec)
         return fn
 
     return decorate

@@ -1,6 +1,7 @@
 """The HTTP API: the reads of the Python API over HTTP, and the endpoint that takes S3 event notifications.
 
-``create_app(mesh_factory, settings)`` builds the FastAPI app (OpenAPI at ``/docs`` and ``/openapi.json``);
+``create_app(mesh_factory, settings)`` builds the FastAPI app (the schema at ``/openapi.json``, Swagger UI at
+``/docs`` and ReDoc at ``/redoc``, both served from files installed with the package, so they work offline);
 ``serve(host, port, settings)`` runs it with uvicorn. The app opens its mesh on first use and closes it at
 shutdown. Writes need the bearer token ``MEDIAMESH_API_TOKEN``; reads need it too unless
 ``MEDIAMESH_API_OPEN_READS`` is true. Status codes:
@@ -33,13 +34,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import fastapi_offline
 import numpy as np
 import sqlalchemy.exc
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
@@ -69,6 +73,8 @@ log = logging.getLogger("mediamesh.api")
 
 _Event = TypeVar("_Event", bound=BaseModel)
 _NO_TOKEN = "no API token configured: set MEDIAMESH_API_TOKEN"
+# The Swagger UI (Apache-2.0) and ReDoc (MIT) bundles that the fastapi-offline wheel installs.
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 # Version strings are free-form, but never carry control characters.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 _bearer = HTTPBearer(auto_error=False, description="The token set in MEDIAMESH_API_TOKEN.")
@@ -76,7 +82,9 @@ _Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _AssetRef = Annotated[
     str, PathParam(description="An asset id, a unique id prefix (4+ hex digits) or a name it was registered under.")
 ]
-_FeatureName = Annotated[str, PathParam(description="A feature of the registry, e.g. shots.")]
+_FeatureName = Annotated[
+    str, PathParam(description="A feature of the registry or one only stored (read without its code), e.g. shots.")
+]
 _Version = Annotated[
     str | None,
     Query(
@@ -244,6 +252,8 @@ def create_app(
         summary="Read versioned media features by asset, feature and version; announce new objects.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     _add_error_handlers(app)
 
@@ -255,6 +265,7 @@ def create_app(
             _check_token(settings, credentials)
 
     reader, writer = [Depends(read_access)], [Depends(write_access)]
+    _add_docs(app, reader)
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorOut, "description": "No bearer token."},
         403: {"model": ErrorOut, "description": "Wrong bearer token."},
@@ -301,8 +312,7 @@ def create_app(
     def provenance(asset: _AssetRef, feature: _FeatureName, version: _Version = None) -> ProvenanceOut:
         """What produced a value: its identity, lineage, worker, device and timings."""
         mesh = meshes.get()
-        spec = mesh.registry.resolve(feature)
-        record, current = mesh.find(_resolve_asset(mesh.store, asset), spec.name, version)
+        record, current = mesh.find(_resolve_asset(mesh.store, asset), feature, version)
         inputs = []
         for name, key in mesh.store.lineage(record.key):
             upstream = mesh.store.value(key)
@@ -373,13 +383,12 @@ def create_app(
         if t0 is not None and t1 is not None and t1 <= t0:
             raise HTTPException(422, f"t1 ({t1}) must be after t0 ({t0})")
         mesh = meshes.get()
-        spec = mesh.registry.resolve(feature)
-        record, _current = mesh.find(_resolve_asset(mesh.store, asset), spec.name, version)
+        record, _current = mesh.find(_resolve_asset(mesh.store, asset), feature, version)
         if record.payload_kind == "file" and (by_shot or by_time):
             raise HTTPException(422, f"{record.ref} is a media file; it cannot be sliced by shot or time")
         if format == "npy" and record.payload_kind != "array":
             raise HTTPException(422, f"{record.ref} is not an array; format=npy is for arrays")
-        value = mesh.store.load(record, spec.output)
+        value = mesh.load(record)
         return _value_response(mesh, record, value, start=start, stop=stop, t0=t0, t1=t1, format=format)
 
     @app.get(
@@ -499,6 +508,42 @@ def _check_token(settings: ApiSettings, credentials: HTTPAuthorizationCredential
     if not hmac.compare_digest(credentials.credentials.encode(), expected):
         raise HTTPException(
             403, "the bearer token is wrong", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
+
+
+def _add_docs(app: FastAPI, reader: Sequence[Any]) -> None:
+    """Swagger UI at ``/docs`` and ReDoc at ``/redoc``, read like the API's other reads.
+
+    Their scripts and styles come from the ``fastapi-offline`` wheel under ``/docs-assets`` rather than a CDN,
+    so the pages work where the service has no internet; those files are the same public bundles for every
+    deployment, so they need no token.
+    """
+    assets = "/docs-assets"
+    app.mount(assets, StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False, dependencies=list(reader))
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{assets}/favicon.png",
+            # No badge from the public validator service: the page makes no request outside the service.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False, dependencies=list(reader))
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{assets}/favicon.png",
+            with_google_fonts=False,
         )
 
 
@@ -651,10 +696,12 @@ def _value_response(
         payload="json",
     )
     headers = {"X-Mediamesh-Key": record.key}
-    if isinstance(value, FileValue):
+    if isinstance(value, FileValue | Path):  # a Path is a media file read without its feature's code
         if format == "json":
-            return out.model_copy(update={"payload": "file", "value": value.to_meta()})
-        suffix = type(value).suffix
+            meta = value.to_meta() if isinstance(value, FileValue) else record.meta
+            return out.model_copy(update={"payload": "file", "value": meta})
+        suffix = type(value).suffix if isinstance(value, FileValue) else ""
+        path = value.path if isinstance(value, FileValue) else value
         media_type = mimetypes.guess_type(f"value{suffix}")[0] or "application/octet-stream"
         filename = f"{record.asset_id[:12]}-{record.ref}{suffix}"
         if record.bytes > VERIFY_ON_READ_BYTES:
@@ -666,7 +713,7 @@ def _value_response(
                 media_type=media_type,
                 headers={**headers, "Content-Length": str(record.bytes), "Content-Disposition": disposition},
             )
-        return FileResponse(value.path, media_type=media_type, filename=filename, headers=headers)
+        return FileResponse(path, media_type=media_type, filename=filename, headers=headers)
     per_shot = isinstance(value, ShotTable | TimedText | DedupMap | ShotEmbeddings)
     if (by_shot or by_time) and not per_shot:
         raise HTTPException(422, f"{record.ref} is not a per-shot value; it cannot be sliced by shot or time")
@@ -707,6 +754,8 @@ def _value_response(
         )
     if isinstance(value, JsonValue):
         return out.model_copy(update={"shots": shots, "value": _json_value(value, shots)})
+    if isinstance(value, dict | list):  # a JSON document read without its feature's code, as it is stored
+        return out.model_copy(update={"value": value})
     raise HTTPException(422, f"{record.ref} has no HTTP representation")  # pragma: no cover - every kind is above
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import threading
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,10 +43,12 @@ app = typer.Typer(
     help="A feature mesh for media ML: ingest videos, compute what they lack, read versioned values.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
+# How every command that takes an ASSET resolves it, in this order (README, "The CLI").
+ASSET_HELP = "Asset id, recorded name, unique id prefix (any length), or a file whose bytes were ingested."
 
 
 def main() -> None:
@@ -154,12 +157,19 @@ def ingest(
 
 @app.command()
 def status(
-    asset: Annotated[str, typer.Argument(help="Asset id, unique prefix, or an ingested file.")],
+    asset: Annotated[str, typer.Argument(help=ASSET_HELP)],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"asset", "names", "features": [{"feature", "state", ...}]}.')
+    ] = False,
 ) -> None:
     """Each feature@version of an asset with its state, timing and worker."""
     with Mesh.open() as mesh:
         asset_id, states = mesh.status(mesh.store.resolve_local_asset(asset))
         names = mesh.store.asset(asset_id).names
+    if as_json:
+        features = [{**asdict(s), "at": s.at.isoformat() if s.at else None} for s in states]
+        out.print_json(json.dumps({"asset": asset_id, "names": list(names), "features": features}))
+        return
     out.print(f"asset [bold]{asset_id}[/bold]  {', '.join(names)}", highlight=False)
     table = Table("feature@version", "state", "seconds", "worker", "at", "detail")
     colours = {"stored": "green", "running": "yellow", "failed": "red", "waiting": "cyan", "missing": "dim"}
@@ -178,7 +188,9 @@ def status(
 @app.command()
 def read(
     asset: Annotated[str, typer.Argument(help="Asset id, unique prefix, or an ingested file.")],
-    feature: Annotated[str, typer.Argument(help="Feature name, e.g. shots.")],
+    feature: Annotated[
+        str, typer.Argument(help="Feature name or FEATURE@VERSION, e.g. shots; one only stored is read without code.")
+    ],
     version: Annotated[
         str | None, typer.Option(help="Feature version (default: the promoted one, else the registry's).")
     ] = None,
@@ -188,12 +200,14 @@ def read(
     """Read a stored value: tables as JSON, arrays (embeddings) to .npy, media files to a file."""
     with Mesh.open() as mesh:
         record, value = mesh.read(mesh.store.resolve_local_asset(asset), feature, version)
-        if to is not None and isinstance(value, FileValue):
+        if to is not None and record.payload_kind == "file":
             _copy_verified(mesh, record, to)
             err.print(f"wrote {record.ref} of {record.asset_id[:12]} to {to}")
         elif to is not None:
             _write_value(value, to)
             err.print(f"wrote {record.ref} of {record.asset_id[:12]} to {to}")
+        elif as_json and isinstance(value, Path):  # a media file read without its code: its stored metadata
+            out.print_json(json.dumps({"path": str(value), **record.meta}))
         elif as_json:
             out.print_json(json.dumps(_jsonable(value)))
         else:
@@ -218,13 +232,15 @@ def _write_value(value: Any, to: Path) -> None:
         np.save(to, value.data, allow_pickle=False)
     elif isinstance(value, np.ndarray):
         np.save(to, value, allow_pickle=False)
-    elif isinstance(value, JsonValue):
+    elif isinstance(value, JsonValue | dict | list):
         to.write_text(json.dumps(_jsonable(value), indent=2))
     else:
         raise typer.BadParameter(f"cannot write a {type(value).__name__} to a file")
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict | list):  # a JSON document read without its feature's code, as it is stored
+        return value
     if isinstance(value, ShotTable):
         return value.records()
     if isinstance(value, JsonValue):
@@ -270,12 +286,21 @@ def _describe(record: Any, lineage: list[tuple[str, str]]) -> None:
 @app.command()
 def features(
     check: Annotated[bool, typer.Option(help="Exit non-zero where code changed but the version did not.")] = False,
+    stored: Annotated[
+        bool, typer.Option("--stored", help="The store's catalogue: every feature version ever computed.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a list of objects as JSON.")] = False,
 ) -> None:
-    """The registry: each feature with its version, resources, inputs and code fingerprint."""
+    """The registry: each feature with its version, resources, inputs and code fingerprint (--stored: the store's
+    catalogue, which needs no code: what each stored version is, where it came from, and which is promoted)."""
+    if stored:
+        _stored_features(as_json)
+        return
     with Mesh.open() as mesh:
         recorded = mesh.store.recorded_fingerprints()
         registry = mesh.registry
     table = Table("feature", "version", "resources", "inputs", "params", "fingerprint", "recorded")
+    rows: list[dict[str, Any]] = []
     changed = []
     for name in registry:
         spec = registry[name]
@@ -297,18 +322,64 @@ def features(
             spec.fingerprint[:12],
             note,
         )
-    out.print(table)
+        rows.append(
+            {
+                "feature": spec.name,
+                "version": spec.version,
+                "resources": spec.resources,
+                "inputs": list(spec.input_names),
+                "params": dict(spec.params),
+                "fingerprint": spec.fingerprint,
+                "recorded": "new" if not seen else "changed" if spec.ref in changed else "matches",
+            }
+        )
+    if as_json:
+        out.print_json(json.dumps(rows, default=repr))
+    else:
+        out.print(table)
     if check and changed:
         err.print(f"[red]error:[/red] code changed without a version bump: {', '.join(changed)}")
         raise typer.Exit(1)
+
+
+def _stored_features(as_json: bool) -> None:
+    """Every feature version the store has values of, from the catalogue alone (no feature code is needed)."""
+    with Mesh.open() as mesh:
+        entries = mesh.store.catalogue()
+        promoted = {name: mesh.store.promoted_version(name) for name in dict.fromkeys(e.name for e in entries)}
+    if as_json:
+        out.print_json(json.dumps([{**e.to_json(), "promoted": promoted[e.name] == e.version} for e in entries]))
+        return
+    table = Table("feature@version", "kind", "type", "module", "fingerprint", "params", "values", "first", "last")
+    for e in entries:
+        params = ", ".join(f"{k}={v!r}" for k, v in e.params.items())
+        mark = " [green](promoted)[/green]" if promoted[e.name] == e.version else ""
+        table.add_row(
+            f"{e.ref}{mark}",
+            e.payload_kind,
+            escape(e.output_type),
+            escape(e.module),
+            e.fingerprint[:12],
+            escape(params),
+            f"{e.value_count} ({e.asset_count} assets)",
+            e.first_computed.strftime("%Y-%m-%d %H:%M:%S"),
+            e.last_computed.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    out.print(table)
 
 
 @app.command()
 def backfill(
     feature: Annotated[str, typer.Argument(help="FEATURE or FEATURE@VERSION (the registry's version).")],
     assets: Annotated[
-        list[str] | None, typer.Option("--assets", help="Only these assets (ids, prefixes, files).")
+        list[str] | None, typer.Option("--assets", help="Only these assets (ids, names, prefixes, files).")
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print {"feature", "computed", "reused", "failed", "assets": [{"asset", ..., "errors"}]}.'
+        ),
+    ] = False,
 ) -> None:
     """Compute a feature, and what it needs, for every asset that lacks it."""
     name, _, version = feature.partition("@")
@@ -319,7 +390,12 @@ def backfill(
         ids = [mesh.store.resolve_local_asset(a) for a in assets] if assets else None
         with _progress() as progress:
             report = mesh.backfill(spec.name, assets=ids, progress=_RichProgress(progress))
-    out.print(f"{spec.ref}: computed {report.computed}, reused {report.reused}, failed {report.failed}")
+    if as_json:
+        counts = {"computed": report.computed, "reused": report.reused, "failed": report.failed}
+        per_asset = [asdict(a) for a in report.assets.values()]
+        out.print_json(json.dumps({"feature": spec.ref, **counts, "assets": per_asset}))
+    else:
+        out.print(f"{spec.ref}: computed {report.computed}, reused {report.reused}, failed {report.failed}")
     for asset in report.assets.values():
         for message in asset.errors:
             err.print(f"[red]error:[/red] {asset.asset[:12]}: {escape(message)}", highlight=False)
@@ -333,6 +409,12 @@ def promote(
         str | None,
         typer.Argument(help="With 'mediafm': the checkpoint id (or a unique prefix) from `mediamesh train`."),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print {"feature", "version", "assets_with_it", "assets"} (or {"feature", "checkpoint"}).'
+        ),
+    ] = False,
 ) -> None:
     """Switch default readers of a feature to VERSION at once, or make a trained checkpoint the one the
     contextual features use. Readers pinned to a version keep it; nothing stored stops being readable.
@@ -342,6 +424,9 @@ def promote(
             raise typer.BadParameter("give the checkpoint id from `mediamesh train`", param_hint="CHECKPOINT")
         with Mesh.open() as mesh:
             record = mesh.store.promote(MEDIAFM, checkpoint)
+        if as_json:
+            out.print_json(json.dumps({"feature": MEDIAFM, "checkpoint": record.id}))
+            return
         out.print(f"promoted {what} checkpoint {record.id[:12]}; compute it with: mediamesh backfill contextual")
         return
     name, _, version = what.partition("@")
@@ -351,7 +436,12 @@ def promote(
         spec = mesh.registry.resolve(name)
         mesh.store.promote_feature(spec.name, version)
         having, total = mesh.store.version_coverage(spec.name, version)
-    out.print(f"default readers of {spec.name} now get {spec.name}@{version}; {having} of {total} assets have it")
+    if as_json:
+        out.print_json(
+            json.dumps({"feature": spec.name, "version": version, "assets_with_it": having, "assets": total})
+        )
+    else:
+        out.print(f"default readers of {spec.name} now get {spec.name}@{version}; {having} of {total} assets have it")
     if having < total:
         how = (
             f"mediamesh backfill {spec.ref}"
@@ -374,6 +464,14 @@ def train(
     optimizer: Annotated[str, typer.Option(help="muon (Muon for hidden matrices + AdamW) or adamw.")] = "muon",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     promote_it: Annotated[bool, typer.Option("--promote", help="Promote the checkpoint when done.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print {"checkpoint", "config", "optimizer", "steps", "train_assets", "val_assets", "metrics", '
+            '"promoted"}.',
+        ),
+    ] = False,
 ) -> None:
     """Train MediaFM by masked shot modeling on the fused values in the store; save the checkpoint there."""
     from mediamesh.orchestrator.training import train_mediafm
@@ -405,6 +503,11 @@ def train(
         )
         if promote_it:
             mesh.store.promote(MEDIAFM, record.id)
+    if as_json:
+        fields = ("optimizer", "steps", "train_assets", "val_assets", "metrics")
+        summary = {"checkpoint": record.id, "config": config, **{name: meta.get(name) for name in fields}}
+        out.print_json(json.dumps({**summary, "promoted": promote_it}, default=str))
+        return
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in meta["metrics"].items())
     out.print(f"checkpoint {record.id}", highlight=False)
     out.print(
@@ -422,6 +525,12 @@ def train(
 def evaluate(
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint id or prefix (default: the promoted one).")] = None,
     labels: Annotated[Path | None, typer.Option(help="CSV of asset, shot index or time range, label.")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print {"retrieval": {NAME: {"top1", "top5", "mrr", "n"}}, "probe": {NAME: {...}} or null}.'
+        ),
+    ] = False,
 ) -> None:
     """Masked-shot retrieval on held-out titles (MediaFM vs the neighbour average), and a linear probe
     per representation (video, audio, text, fused, contextual) when --labels is given."""
@@ -429,21 +538,30 @@ def evaluate(
 
     with Mesh.open() as mesh:
         retrieval = evaluate_retrieval(mesh, checkpoint)
-        table = Table("masked-shot retrieval", "top-1", "top-5", "MRR", "shots")
-        for name, m in retrieval.items():
-            table.add_row(name, f"{m.top1:.3f}", f"{m.top5:.3f}", f"{m.mrr:.3f}", str(m.n))
-        out.print(table)
-        if labels is not None:
-            probes = evaluate_probe(mesh, labels, checkpoint)
-            probe_table = Table("linear probe", "micro-AP", "macro-AP", "Kendall's tau", "train", "test")
-            for name, p in probes.items():
-                tau = f"{p.kendall_tau:.3f}" if p.kendall_tau is not None else "-"
-                probe_table.add_row(name, f"{p.micro_ap:.3f}", f"{p.macro_ap:.3f}", tau, str(p.n_train), str(p.n_test))
-            out.print(probe_table)
+        probes = evaluate_probe(mesh, labels, checkpoint) if labels is not None else None
+    if as_json:
+        probe_json = {name: asdict(p) for name, p in probes.items()} if probes is not None else None
+        out.print_json(json.dumps({"retrieval": {n: asdict(m) for n, m in retrieval.items()}, "probe": probe_json}))
+        return
+    table = Table("masked-shot retrieval", "top-1", "top-5", "MRR", "shots")
+    for name, m in retrieval.items():
+        table.add_row(name, f"{m.top1:.3f}", f"{m.top5:.3f}", f"{m.mrr:.3f}", str(m.n))
+    out.print(table)
+    if probes is not None:
+        probe_table = Table("linear probe", "micro-AP", "macro-AP", "Kendall's tau", "train", "test")
+        for name, p in probes.items():
+            tau = f"{p.kendall_tau:.3f}" if p.kendall_tau is not None else "-"
+            probe_table.add_row(name, f"{p.micro_ap:.3f}", f"{p.macro_ap:.3f}", tau, str(p.n_train), str(p.n_test))
+        out.print(probe_table)
 
 
 @app.command()
-def info() -> None:
+def info(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"home", "database", "object_store", "prefect_api", "encoders": {...}}.'),
+    ] = False,
+) -> None:
     """The database, object store and Prefect API in use."""
     settings = StoreSettings()
     with Mesh.open(settings=settings) as mesh:
@@ -456,9 +574,14 @@ def info() -> None:
         prefect = f"{managed['url']} (local server, pid {managed['pid']})"
     else:
         prefect = "local server, started on first compute"
+    database = url + ("" if settings.database_url else " (embedded)")
+    if as_json:
+        where = {"home": str(settings.home_dir), "database": database, "object_store": blobs}
+        out.print_json(json.dumps({**where, "prefect_api": prefect, "encoders": encoder_summary()}))
+        return
     table = Table(show_header=False)
     table.add_row("home", str(settings.home_dir))
-    table.add_row("database", url + ("" if settings.database_url else " (embedded)"))
+    table.add_row("database", database)
     table.add_row("object store", blobs)
     table.add_row("prefect api", prefect)
     for role, summary in encoder_summary().items():
@@ -630,7 +753,8 @@ def _visible_gpus() -> int:
 
 @app.command()
 def watch(
-    source: Annotated[str, typer.Argument(help="s3://BUCKET[/PREFIX] (read with MEDIAMESH_S3_*) or a directory.")],
+    # Rich reads "[/PREFIX]" as a closing tag; the backslash makes it text.
+    source: Annotated[str, typer.Argument(help="s3://BUCKET\\[/PREFIX] (read with MEDIAMESH_S3_*) or a directory.")],
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 60.0,
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
 ) -> None:

@@ -5,7 +5,11 @@ and a landing bucket whose filer posts every new file to the API, the Prefect se
 (``MEDIAMESH_EXECUTION=pools``), one CPU worker and one GPU-pool worker (on the CPU when there is no GPU).
 Each child runs in its own process group, logs to ``$MEDIAMESH_HOME/stack/logs/``, and dies with this
 process. ``stack.json`` says where everything is; it holds the API token and the S3 keys, so it is 0600 in
-the home (made 0700), never printed, and removed when the stack stops.
+the home (made 0700), never printed, and removed when the stack stops. While it exists and this process
+runs, commands in the home take their store settings from it (``StoreSettings``).
+
+The stack uses the home it is started in: a fresh home keeps its blobs in the stack's SeaweedFS from then on
+(``home.toml`` says so); a home that keeps them on local disk goes on doing so.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from mediamesh.features.errors import MediameshError
-from mediamesh.features.processes import die_with_parent
+from mediamesh.features.processes import die_with_parent, process_tag
 from mediamesh.orchestrator.lifecycle import write_private
 from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
 from mediamesh.orchestrator.seaweed import S3Endpoint, Webhook, seaweed_s3
 from mediamesh.store import StoreSettings, open_store
 from mediamesh.store.database import embedded_database_url
+from mediamesh.store.home import EMBEDDED, HomeStores
 
 __all__ = ["SECRETS", "DevStack", "StackError"]
 
@@ -109,6 +114,7 @@ class DevStack:
     def _start(self) -> None:
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
         self.log(f"dev stack in {self.home}")
+        object_store = self._object_store()
         database_url = embedded_database_url(self.home)
         self.log("postgres: embedded, up")
         webhook = Webhook(
@@ -120,7 +126,7 @@ class DevStack:
             seaweed_s3(self.folder / "seaweed", buckets=(BLOB_BUCKET, self.landing_bucket), webhook=webhook)
         )
         self.log(f"s3: SeaweedFS at {s3.url}, buckets {BLOB_BUCKET} and {self.landing_bucket}")
-        env = self._environment(database_url, s3)
+        env = self._environment(database_url, s3, object_store)
         # The schema, once, before anything else opens the store: the embedded default (no database_url)
         # migrates as its owner role; the API and workers then connect with database_url, the application role's.
         open_store(
@@ -158,6 +164,11 @@ class DevStack:
             "prefect_api_url": prefect,
             "database_url": database_url,
             "object_store": env["MEDIAMESH_OBJECT_STORE"],
+            "database": EMBEDDED,
+            "home": str(self.home),
+            "pid": os.getpid(),
+            # PID-STARTTIME: what says the stack still runs (a reused pid cannot pass for it).
+            "process": process_tag(),
             "pids": {name: child.pid for name, child in self.children.items()},
         }
         self._stack.callback(self.info_path.unlink, missing_ok=True)
@@ -169,13 +180,27 @@ class DevStack:
         public = {name: value for name, value in self.info.items() if name not in SECRETS}
         return {**public, "secrets_in": str(self.info_path)}
 
-    def _environment(self, database_url: str, s3: S3Endpoint) -> dict[str, str]:
+    def _object_store(self) -> str:
+        """The blob store of this home: the one it records, else (a fresh home) the stack's SeaweedFS bucket."""
+        recorded = HomeStores.read(self.home)
+        if recorded is None:
+            recorded = HomeStores(f"s3://{BLOB_BUCKET}/blobs", EMBEDDED, dev_stack=True)
+            recorded.write(self.home)
+        elif recorded.database != EMBEDDED or not (recorded.dev_stack or recorded.object_store.startswith("file:")):
+            raise StackError(
+                f"the home {self.home} uses object store {recorded.object_store} and database {recorded.database}, "
+                "which the dev stack cannot serve (it runs the embedded database with local or its own blobs): "
+                "start it in another MEDIAMESH_HOME"
+            )
+        return recorded.object_store
+
+    def _environment(self, database_url: str, s3: S3Endpoint, object_store: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
                 "MEDIAMESH_HOME": str(self.home),
                 "MEDIAMESH_DATABASE_URL": database_url,
-                "MEDIAMESH_OBJECT_STORE": f"s3://{BLOB_BUCKET}/blobs",
+                "MEDIAMESH_OBJECT_STORE": object_store,
                 "MEDIAMESH_S3_ENDPOINT": s3.url,
                 "MEDIAMESH_S3_ACCESS_KEY": s3.access_key,
                 "MEDIAMESH_S3_SECRET_KEY": s3.secret_key,

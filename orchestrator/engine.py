@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError, TransientError
 from mediamesh.features.registry import Registry
-from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE
+from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from mediamesh.features.values import FileValue
 from mediamesh.orchestrator.planner import Plan, PlannedValue, root_keys
 from mediamesh.store import NewValue, Store
+from mediamesh.store.codecs import payload_kind_of, type_name
+from mediamesh.store.gateway import FeatureVersion
 
 __all__ = ["AssetReport", "Progress", "RunReport", "execute", "new_value", "worker_id"]
 
@@ -98,7 +100,7 @@ def execute(
     assets = {a: AssetReport(a) for a in dict.fromkeys(v.asset for v in plan.values)}
     for v in plan.reused:
         assets[v.asset].reused += 1
-    store.record_features((s.name, s.version, s.fingerprint, s.resources) for s in registry.values())
+    store.record_features(_catalogued(s) for s in registry.values())
     store.start_run(run_id, trigger, planned=len(plan.missing))
     outcomes: dict[str, tuple[str, BaseException | None]] = {}
     if progress is not None:
@@ -313,3 +315,14 @@ def _one_line(error: BaseException | None) -> str:
         return "failed"
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _catalogued(spec: FeatureSpec) -> FeatureVersion:
+    """What the store's catalogue keeps of a spec, so that its values can be read without its code."""
+    try:
+        kind = payload_kind_of(spec.output)
+    except TypeError:  # unstorable: its values fail when stored, with an attempt saying why
+        kind = ""
+    return FeatureVersion(
+        spec.name, spec.version, spec.fingerprint, spec.resources, spec.fn.__module__, type_name(spec.output), kind
+    )

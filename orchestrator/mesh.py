@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,13 +9,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mediamesh.features import default_registry
-from mediamesh.features.errors import BackendUnavailableError, DefinitionError, InputFileError, MediameshError
+from mediamesh.features.errors import (
+    BackendUnavailableError,
+    DefinitionError,
+    InputFileError,
+    MediameshError,
+    did_you_mean,
+)
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import MEDIAFM, SUBTITLES
 from mediamesh.features.values import TitleMetadata
 from mediamesh.orchestrator.engine import Progress, RunReport, execute
 from mediamesh.orchestrator.planner import Plan, plan
+from mediamesh.orchestrator.plugins import configured_registry
 from mediamesh.orchestrator.prefect_server import prefect_api_url
 from mediamesh.orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
 from mediamesh.store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
@@ -24,6 +29,7 @@ from mediamesh.store.codecs import payload_kind_of
 
 __all__ = ["FeatureState", "IngestResult", "Mesh", "configured_registry"]
 
+_NOT_IN_REGISTRY = "not in the registry: read without its code"
 _NO_CHECKPOINT = "no MediaFM checkpoint is promoted: mediamesh train mediafm, then mediamesh promote mediafm ID"
 
 
@@ -293,25 +299,38 @@ class Mesh:
                     FeatureState(planned.feature, planned.spec.version, "waiting", planned.key, detail=_NO_CHECKPOINT)
                 )
             else:
-                states.append(FeatureState(planned.feature, planned.spec.version, "missing", planned.key))
+                hint = f"run `mediamesh backfill {planned.feature}`"
+                states.append(FeatureState(planned.feature, planned.spec.version, "missing", planned.key, detail=hint))
         for record in self.store.values_for(asset):
             if record.key not in current:
-                states.append(_stored_state(record, detail="other version or params"))
+                other = "other version or params" if record.feature in self.registry else _NOT_IN_REGISTRY
+                states.append(_stored_state(record, detail=other))
         return asset, states
 
     def read(self, asset_ref: str, feature: str, version: str | None = None) -> tuple[ValueRecord, Any]:
-        """A stored value and its record, chosen as :meth:`find` chooses it."""
-        spec = self.registry.resolve(feature)
-        record, _current = self.find(self.store.resolve_asset(asset_ref), spec.name, version)
-        return record, self.store.load(record, spec.output)
+        """A stored value and its record, chosen as :meth:`find` chooses it, decoded as :meth:`load` decodes it."""
+        record, _current = self.find(self.store.resolve_asset(asset_ref), feature, version)
+        return record, self.load(record)
+
+    def load(self, record: ValueRecord) -> Any:
+        """The value as the registry's type for it; without the feature's code (or where the registry's type is
+        stored another way) generically, as ``store.codecs.decode`` reads it: JSON, a NumPy array or a path."""
+        spec = self.registry.get(record.feature)
+        output = spec.output if spec is not None and payload_kind_of(spec.output) == record.payload_kind else None
+        return self.store.load(record, output)
 
     def find(self, asset: str, feature: str, version: str | None = None) -> tuple[ValueRecord, bool]:
-        """The record a reader of ``feature`` gets for asset id ``asset``, and whether the current definition made it.
+        """The record a reader of ``feature`` (or ``feature@version``) gets for asset id ``asset``, and whether
+        the current definition made it.
 
         A pinned ``version`` gets that version. Unpinned readers get the promoted version, if the feature
         was ever promoted, else the registry's current one, else the newest stored. Within a version the
-        registry's current definition wins, else the newest value (other params) is taken.
+        registry's current definition wins, else the newest value (other params) is taken. A feature the
+        registry lacks is looked up in the store's catalogue: its values are read without its code.
         """
+        feature, version = _split_ref(feature, version)
+        if feature not in self.registry:
+            return self._find_stored(asset, feature, version), False
         spec = self.registry.resolve(feature)
         promoted = None if version is not None else self.store.promoted_version(spec.name)
         wanted = version if version is not None else promoted
@@ -326,30 +345,18 @@ class Mesh:
             raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}{because}")
         return record, record.key == current_key
 
-
-def configured_registry(modules: str | None = None) -> Registry:
-    """The registry ``MEDIAMESH_FEATURES`` names: comma-separated modules whose ``@feature`` functions form it.
-
-    ``builtin`` (the default) stands for the built-in media features. A feature in a later module replaces
-    one of the same name from an earlier one, so ``builtin,mypackage.features`` can bump a built-in's
-    version. Workers, the API and the CLI read the same variable, so they agree on the graph.
-    """
-    text = modules if modules is not None else os.environ.get("MEDIAMESH_FEATURES", "builtin")
-    names = [m.strip() for m in text.split(",") if m.strip()] or ["builtin"]
-    specs: dict[str, Any] = {}
-    for name in names:
-        if name == "builtin":
-            found = list(default_registry().values())
-        else:
-            try:
-                module = importlib.import_module(name)
-            except ImportError as exc:
-                raise DefinitionError(f"MEDIAMESH_FEATURES names {name!r}, which cannot be imported: {exc}") from None
-            found = list(Registry.from_modules(module).values())
-            if not found:
-                raise DefinitionError(f"MEDIAMESH_FEATURES names {name!r}, which defines no @feature function")
-        specs.update((spec.name, spec) for spec in found)
-    return Registry(specs.values())
+    def _find_stored(self, asset: str, feature: str, version: str | None) -> ValueRecord:
+        """As :meth:`find`, for a feature only the catalogue knows: the promoted version, else the newest stored."""
+        promoted = None if version is not None else self.store.promoted_version(feature)
+        wanted = version if version is not None else promoted
+        candidates = self.store.values_for(asset, feature, wanted)
+        if candidates:
+            return candidates[0]
+        if not self.store.catalogue(feature):
+            known = [*self.registry, *self.store.stored_feature_names()]
+            raise DefinitionError(f"no feature named {feature!r}.{did_you_mean(feature, known)}")
+        which = f"{feature}@{wanted}" if wanted else feature
+        raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}")
 
 
 def _with_outage(results: list[IngestResult], paths: list[str], outage: BackendUnavailableError) -> list[IngestResult]:
@@ -375,6 +382,16 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return str(exc)
+
+
+def _split_ref(feature: str, version: str | None) -> tuple[str, str | None]:
+    """``name@version`` as (name, version); a version given both ways must be the same one."""
+    name, at, pinned = feature.partition("@")
+    if not at:
+        return feature, version
+    if version is not None and version != pinned:
+        raise DefinitionError(f"{feature!r} names version {pinned!r}, but version {version!r} was asked for")
+    return name, pinned
 
 
 def _stored_state(record: ValueRecord, detail: str = "") -> FeatureState:

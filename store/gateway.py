@@ -9,7 +9,7 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ __all__ = [
     "AttemptRecord",
     "BadBlob",
     "BlobUse",
+    "CatalogueEntry",
     "CorruptValueError",
+    "FeatureVersion",
     "GarbageCollectionBusyError",
     "NewValue",
     "Store",
@@ -169,6 +171,51 @@ class ValueRecord:
     @property
     def ref(self) -> str:
         return f"{self.feature}@{self.version}"
+
+
+@dataclass(frozen=True)
+class FeatureVersion:
+    """A feature version as a run saw it: recorded in ``feature_versions`` for the catalogue."""
+
+    name: str
+    version: str
+    fingerprint: str
+    resources: str
+    module: str = ""
+    output_type: str = ""
+    payload_kind: str = ""
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One feature version as it is stored: a row of the ``feature_catalogue`` view (one per code, params and
+    model it was computed with). ``module`` and ``output_type`` are '' where no run recorded them (before 0007)."""
+
+    name: str
+    version: str
+    fingerprint: str
+    params: dict[str, Any]
+    model_fingerprint: str | None
+    payload_kind: str
+    output_type: str
+    module: str
+    resources: str
+    value_count: int
+    asset_count: int
+    first_computed: datetime
+    last_computed: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        found = asdict(self)
+        return {
+            **found,
+            "first_computed": self.first_computed.isoformat(),
+            "last_computed": self.last_computed.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -327,7 +374,8 @@ class Store:
         return {row.name: row.asset_id for row in rows}
 
     def resolve_asset(self, ref: str) -> str:
-        """An asset id from an id, a unique id prefix or a name the asset was ingested under.
+        """An asset id from, in this order: the exact id, a name the asset was ingested under (or an alias),
+        then a unique id prefix of any length (hex, any case).
 
         Only the database is asked, never the file system, so the answer cannot tell a caller which paths
         exist on this machine (the API resolves with this). ``resolve_local_asset`` also takes a file.
@@ -335,41 +383,44 @@ class Store:
         unknown = f"no asset matches {ref!r} (give an asset id, a unique prefix or a name it was ingested under)"
         if "\x00" in ref:  # no name holds one, and Postgres text cannot
             raise AssetNotFoundError(unknown)
+        ids = schema.assets.c.id
+        hex_ref = ref.lower() if ref and all(c in "0123456789abcdef" for c in ref.lower()) else None
         with self.engine.connect() as conn:
-            ref_lower = ref.lower()
-            if len(ref_lower) >= 4 and all(c in "0123456789abcdef" for c in ref_lower):
-                matches = (
-                    conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id.startswith(ref_lower)).limit(3))
-                    .scalars()
-                    .all()
-                )
-                if len(matches) == 1:
-                    return str(matches[0])
-                if len(matches) > 1:
-                    raise AmbiguousAssetError(f"asset prefix {ref!r} matches several assets; give more characters")
+            if hex_ref is not None and conn.execute(sa.select(ids).where(ids == hex_ref)).first() is not None:
+                return hex_ref
             by_name = (
                 conn.execute(sa.select(schema.aliases.c.asset_id).where(schema.aliases.c.name == ref).distinct())
                 .scalars()
                 .all()
             )
-        if len(by_name) == 1:
-            return str(by_name[0])
-        if len(by_name) > 1:
-            raise AmbiguousAssetError(f"{ref!r} names several assets (the file changed between ingests)")
+            if len(by_name) > 1:
+                raise AmbiguousAssetError(f"{ref!r} names several assets (the file changed between ingests)")
+            if by_name:
+                return str(by_name[0])
+            if hex_ref is not None:
+                matches = conn.execute(sa.select(ids).where(ids.startswith(hex_ref)).limit(2)).scalars().all()
+                if len(matches) > 1:
+                    raise AmbiguousAssetError(f"asset prefix {ref!r} matches several assets; give more characters")
+                if matches:
+                    return str(matches[0])
         raise AssetNotFoundError(unknown)
 
     def resolve_local_asset(self, ref: str) -> str:
-        """As ``resolve_asset``, but a path to a file on this machine means the asset of that file's bytes.
+        """As ``resolve_asset``, then, as the last resort, a path to a file on this machine means the asset of
+        that file's bytes.
 
         For the CLI, whose user names their own files; never for a remote caller.
         """
-        path = Path(ref)
-        if path.is_file():
-            asset_id = hash_file(path)
-            if self._asset_exists(asset_id):
-                return asset_id
-            raise AssetNotFoundError(f"the bytes of {ref!r} were never ingested (sha256 {asset_id[:12]})")
-        return self.resolve_asset(ref)
+        try:
+            return self.resolve_asset(ref)
+        except AssetNotFoundError:
+            path = Path(ref)
+            if not path.is_file():
+                raise
+        asset_id = hash_file(path)
+        if self._asset_exists(asset_id):
+            return asset_id
+        raise AssetNotFoundError(f"the bytes of {ref!r} were never ingested (sha256 {asset_id[:12]})")
 
     def _asset_exists(self, asset_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -667,7 +718,8 @@ class Store:
         return [(r[0], r[1]) for r in rows]
 
     def load(self, record: ValueRecord, output_type: Any, *, verify: bool = True) -> Any:
-        """The stored value as its Python type (a file value gets a local path, read-only).
+        """The stored value as its Python type (a file value gets a local path, read-only); with
+        ``output_type=None``, as ``codecs.decode`` reads a value without its code (JSON, array, or a path).
 
         The size is always checked against the row. With ``verify`` (the default) a value of up to
         ``VERIFY_ON_READ_BYTES`` is re-hashed too, by its xxh3 (SHA-256 for rows from before xxh3); a larger
@@ -815,9 +867,10 @@ class Store:
 
     # ---- feature versions
 
-    def record_features(self, specs: Iterable[tuple[str, str, str, str]]) -> None:
-        """Record (name, version, code fingerprint, resources) as seen; known ones are left alone."""
-        rows = [{"name": n, "version": v, "fingerprint": f, "resources": r} for n, v, f, r in specs]
+    def record_features(self, specs: Iterable[FeatureVersion | tuple[str, str, str, str]]) -> None:
+        """Record feature versions as seen (a bare tuple is name, version, code fingerprint, resources); known
+        ones are left alone, and the same code seen from another module is a row of its own."""
+        rows = [asdict(s if isinstance(s, FeatureVersion) else FeatureVersion(*s)) for s in specs]
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(pg_insert(schema.feature_versions).values(rows).on_conflict_do_nothing())
@@ -830,6 +883,21 @@ class Store:
             for name, version, fp in conn.execute(sa.select(fv.c.name, fv.c.version, fv.c.fingerprint)):
                 found.setdefault((name, version), set()).add(fp)
         return found
+
+    def catalogue(self, feature: str | None = None) -> list[CatalogueEntry]:
+        """Every feature version ever computed (or those of ``feature``), by name, then first computed."""
+        c = schema.feature_catalogue
+        query = sa.select(c).order_by(c.c.name, c.c.first_computed, c.c.version)
+        if feature is not None:
+            query = query.where(c.c.name == feature)
+        with self.engine.connect() as conn:
+            return [CatalogueEntry(**row._mapping) for row in conn.execute(query)]
+
+    def stored_feature_names(self) -> list[str]:
+        """The name of every feature that has a stored value, sorted."""
+        v = schema.values
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(v.c.feature).distinct().order_by(v.c.feature)).scalars())
 
     # ---- garbage collection
 

@@ -28,6 +28,7 @@ __all__ = [
     "attempts",
     "blob_references",
     "claims",
+    "feature_catalogue",
     "feature_promotions",
     "feature_versions",
     "lineage",
@@ -66,6 +67,15 @@ feature_versions = Table(
     Column("fingerprint", String(64), primary_key=True, comment="code fingerprint seen with this version"),
     Column("resources", Text, nullable=False),
     Column("first_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "module",
+        Text,
+        primary_key=True,
+        server_default="",
+        comment="the Python module that defined the feature; '' before 0007",
+    ),
+    Column("output_type", Text, nullable=False, server_default="", comment="qualified name of the value's type"),
+    Column("payload_kind", Text, nullable=False, server_default="", comment="json, array or file; '' before 0007"),
 )
 
 values = Table(
@@ -93,6 +103,7 @@ values = Table(
     Column("device", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_feature_values_asset_feature", "asset_id", "feature", "version"),
+    Index("ix_feature_values_feature", "feature", "version"),
 )
 
 lineage = Table(
@@ -206,6 +217,25 @@ blob_references = Table(
     Column("row_key", Text, nullable=False, comment="the row's key in that table"),
     Column("asset_id", String(64), comment="the asset the row belongs to; NULL for artefacts"),
     comment="every row that names a blob, one per (row, blob): what gc keeps and verify checks",
+)
+
+feature_catalogue = Table(
+    "feature_catalogue",
+    views,
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False, comment="the code fingerprint the values were computed by"),
+    Column("params", JSONB, nullable=False),
+    Column("model_fingerprint", Text),
+    Column("payload_kind", Text, nullable=False, comment="json, array or file: how to decode without the code"),
+    Column("output_type", Text, nullable=False, comment="qualified name of the value's type; '' if not recorded"),
+    Column("module", Text, nullable=False, comment="the module that defined the feature; '' if not recorded"),
+    Column("resources", Text, nullable=False, comment="'' if not recorded"),
+    Column("value_count", BigInteger, nullable=False),
+    Column("asset_count", BigInteger, nullable=False),
+    Column("first_computed", DateTime(timezone=True), nullable=False),
+    Column("last_computed", DateTime(timezone=True), nullable=False),
+    comment="every feature version ever computed, one row per (version, code, params, model), derived from values",
 )
 
 # The only tables the application role may UPDATE or DELETE (store.database.migrate grants from this):

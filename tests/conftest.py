@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,28 @@ from mediamesh.store.database import DatabaseRoles
 from tests.models import TinyModels, save_tiny_clip, save_tiny_wav2vec2
 from tests.postgres import embedded_postgres, fresh_roles_database
 from tests.services import S3Endpoint, seaweed_s3
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the session a base temp folder of its own, outside ``/tmp/pytest-of-USER``.
+
+    pytest resets that folder to 0700 whenever any session starts, and the embedded Postgres runs as another
+    user when the tests run as root: a second pytest on the machine would cut every server's path to its data.
+    Workers of pytest-xdist get folders inside the controller's.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="mediamesh-tests-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,16 @@
 """``mediamesh dev-stack`` end to end: a video put into the landing bucket is computed and readable over HTTP.
 
-Nothing but the MinIO SDK's put touches the stack: SeaweedFS's filer posts the event to the API, the API
-registers the object and hands its stages to the pools, the CPU worker and the GPU-pool worker compute
-them (the built-in features, lite encoders), and the values are read back over HTTP.
+Nothing but the MinIO SDK's put (the README's dev-stack example, run as written) touches the stack:
+SeaweedFS's filer posts the event to the API, the API registers the object and hands its stages to the pools,
+the CPU worker and the GPU-pool worker compute them (the built-in features, lite encoders), and the values
+are read back over HTTP.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -19,7 +21,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from minio import Minio
+
+from tests.readme import block
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "tests" / "data" / "testvideo.mp4"
@@ -75,13 +78,14 @@ def test_a_landed_video_is_computed_on_the_pools_and_read_over_http(
         "landing_bucket",
         "prefect_ui",
     }
-    s3 = Minio(
-        str(info["s3_endpoint"]).removeprefix("http://"),
-        access_key=str(info["s3_access_key"]),
-        secret_key=str(info["s3_secret_key"]),
-        secure=False,
-    )
-    s3.fput_object(str(info["landing_bucket"]), "shows/pilot.mp4", str(CLIP))
+    # The README's example puts the video into the landing bucket, from the folder the stack was started in.
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / ".mediamesh").symlink_to(home)
+    shutil.copyfile(CLIP, user / "pilot.mp4")
+    (user / "put.py").write_text(block("devstack"), encoding="utf-8")
+    put = subprocess.run([sys.executable, "put.py"], cwd=user, capture_output=True, text=True, timeout=120)
+    assert put.returncode == 0, put.stdout + put.stderr
 
     name = quote(f"s3://{info['landing_bucket']}/shows/pilot.mp4", safe="")
     headers = {"Authorization": f"Bearer {info['token']}"}

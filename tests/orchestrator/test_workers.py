@@ -39,6 +39,7 @@ from tests.services import S3Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = "tests.orchestrator.resources.service_features"
+PLUGIN = "tests.orchestrator.resources.plugin_features"  # reads the built-in encode
 SETTLE_TIMEOUT_S = 180.0
 
 
@@ -278,6 +279,27 @@ def test_a_killed_worker_leaves_its_value_to_another(service: Service, mesh: Mes
     assert len(records) == 3 and len({r.key for r in records}) == 3
     assert mesh.store.attempts_for(asset) == []
     assert mesh.store.gc(dry_run=True) == []  # no blob without its row
+
+
+def test_a_worker_computes_a_plugin_feature_that_reads_a_builtin_one(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    features = f"builtin,{PLUGIN}"
+    lite = {"MEDIAMESH_FEATURES": features, "MEDIAMESH_ENCODERS": "lite", "MEDIAMESH_DEVICE": "cpu"}
+    for name, value in lite.items():
+        monkeypatch.setenv(name, value)
+    service.worker("cpu", "cpu-a", **lite)
+    with Mesh.open(configured_registry(features), service.settings) as mesh:
+        asset, _ = mesh.store.register_asset(ROOT / "tests" / "data" / "counter.mp4", name="counter.mp4")
+        submit_stages(mesh, [asset.id], trigger="test")
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while (state := {s.feature: s for s in mesh.status(asset.id)[1]}["encoded_frames"]).state != "stored":
+            assert state.state != "failed" and time.monotonic() < deadline, f"{state}\n{service.log_tail()}"
+            time.sleep(0.3)
+        record, frames = mesh.read(asset.id, "encoded_frames")
+        _, encode = mesh.read(asset.id, "encode")
+    assert frames.value == encode.frame_count > 0
+    assert (record.worker or "").startswith("cpu-a@")
 
 
 @contextlib.contextmanager

@@ -160,6 +160,40 @@ def test_resolve_asset_by_id_prefix_and_name_and_a_local_file_only_when_asked(
     assert store.resolve_asset("abcd1") == "abcd" + "1" * 60
 
 
+def test_resolve_asset_tries_the_id_then_a_name_then_a_prefix_of_any_length_and_a_file_last(
+    store: Store, clip: Path, tmp_path: Path
+) -> None:
+    asset, _ = store.register_asset(clip, name="/data/clip.mp4")
+    other = next(c for c in "0123456789abcdef" if c != asset.id[0])
+    twins = [other + "1" * 63, other + "2" * 63]
+    with store.engine.begin() as conn:
+        for twin in twins:
+            conn.execute(sa.text("INSERT INTO assets (id, size, blob_key) VALUES (:i, 0, 'none')"), {"i": twin})
+        # A name that is also the prefix of another asset's id.
+        conn.execute(
+            sa.text("INSERT INTO aliases (asset_id, name) VALUES (:a, :n)"), {"a": asset.id, "n": twins[0][:8]}
+        )
+    assert store.resolve_asset(asset.id[0]) == asset.id  # one character is enough where it is unique
+    assert store.resolve_asset(asset.id[0].upper()) == asset.id
+    with pytest.raises(AmbiguousAssetError, match=rf"^asset prefix '{other}' matches several assets; give more"):
+        store.resolve_asset(other)
+    assert store.resolve_asset(twins[1]) == twins[1]
+    assert store.resolve_asset(twins[0][:8]) == asset.id  # a name before a prefix
+    assert store.resolve_asset(twins[0][:9]) == twins[0]
+    with pytest.raises(AssetNotFoundError, match="no asset matches 'g'"):
+        store.resolve_asset("g")  # not hex: never a prefix
+    with pytest.raises(AssetNotFoundError, match="no asset matches ''"):
+        store.resolve_asset("")
+    # A file's bytes come last: a path recorded as a name (an earlier cut) is that name's asset.
+    recut = tmp_path / "recut.mp4"
+    recut.write_bytes(b"the director's cut")
+    new, _ = store.register_asset(recut, name="recut")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO aliases (asset_id, name) VALUES (:a, :n)"), {"a": asset.id, "n": str(recut)})
+    assert store.resolve_local_asset(str(recut)) == asset.id
+    assert store.resolve_local_asset(f"{tmp_path}/./recut.mp4") == new.id  # no name: the bytes
+
+
 def test_a_second_claim_waits_for_the_first(store: Store, clip: Path) -> None:
     asset, _ = store.register_asset(clip, name="clip")
     order: list[str] = []
