@@ -14,8 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from mediamesh.features import MEDIAFM, default_registry
+from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.mesh import Mesh
+from mediamesh.store import StoreSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
@@ -69,3 +73,16 @@ def test_the_installed_example_is_listed_and_computed_on_ingest(
     assert (ingested["computed"], ingested["errors"]) == (len(BUILTIN) + 1, [])
     luma = json.loads(mediamesh("read", ingested["asset"], "brightness", "--json").stdout)["luma"]
     assert luma and all(0 < value < 255 for value in luma)  # one per shot of a clip neither black nor white
+
+    # A second shell without the plugin reads its value from the store's catalogue, and so does the API.
+    del env["PYTHONPATH"]
+    assert "brightness" not in mediamesh("features").stdout
+    assert json.loads(mediamesh("read", ingested["asset"], "brightness", "--json").stdout)["luma"] == luma
+    settings = StoreSettings(home=tmp_path / "home", database_url=database_url)
+    with (
+        Mesh.open(default_registry(), settings) as reader,
+        TestClient(create_app(lambda: reader, ApiSettings(token="t"))) as http,
+    ):
+        answer = http.get(f"/assets/{ingested['asset']}/features/brightness", headers={"Authorization": "Bearer t"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["value"]["luma"] == luma

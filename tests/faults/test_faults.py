@@ -124,22 +124,28 @@ def store(env: dict[str, str]) -> Iterator[Store]:
         yield opened
 
 
-@pytest.mark.parametrize("point", [BEFORE_BLOB, AFTER_BLOB, AFTER_ROW])
-def test_sigkill_mid_value_then_rerun(env: dict[str, str], store: Store, clip: Path, point: str) -> None:
-    killed = subprocess.run(
-        [MEDIAMESH, "ingest", str(clip), "--json"],
-        env={**env, "MEDIAMESH_FAULT": f"{point}:shots:kill"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert killed.returncode == -signal.SIGKILL
-    shots_rows = [r for r in _values(store) if r == "shots"]
-    assert shots_rows == ([] if point != AFTER_ROW else ["shots"])
+def test_sigkill_mid_value_at_each_point_then_rerun(env: dict[str, str], store: Store, clip: Path) -> None:
+    # One title killed three times, each kill at another point of another value's write, then a rerun.
+    kills = [(BEFORE_BLOB, "encode"), (AFTER_BLOB, "shots"), (AFTER_ROW, "dedup")]
+    for point, feature in kills:
+        before = set(_values(store))
+        killed = subprocess.run(
+            [MEDIAMESH, "ingest", str(clip), "--json"],
+            env={**env, "MEDIAMESH_FAULT": f"{point}:{feature}:kill"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        stored = set(_values(store))
+        # Killed before the row: the value is not stored; after the row: it is, and nothing half-written is.
+        assert (feature in stored) == (point == AFTER_ROW), (point, feature, stored)
+        assert before <= stored
+        assert "Traceback" not in killed.stderr
 
     entry = _ingest_ok(env, clip)
-    assert ("shots" in _values(store)) and entry["computed"] >= (0 if point == AFTER_ROW else 1)
+    assert entry["computed"] >= 1 and {"encode", "shots", "dedup"} <= set(_values(store))
     assert_intact(env, store)
 
 

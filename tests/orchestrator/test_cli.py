@@ -64,10 +64,20 @@ def store(env: dict[str, str]) -> Iterator[Store]:
         yield opened
 
 
-def mediamesh(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def mediamesh(
+    env: dict[str, str], *args: str, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [MEDIAMESH, *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [MEDIAMESH, *args], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd
     )
+
+
+def decoy_packages(folder: Path) -> Path:
+    """A working directory holding folders named like mediamesh's rooms, each failing loudly if imported."""
+    for name in ("features", "orchestrator", "store"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "__init__.py").write_text(f"raise ImportError('the decoy {name}/ was imported')\n")
+    return folder
 
 
 def _copy(name: str, to: Path) -> Path:
@@ -331,8 +341,11 @@ def test_two_ingests_of_the_same_file_at_once_compute_each_value_once(
 
 
 def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> None:
+    # Run where folders named store/, features/ and orchestrator/ are importable: they must change nothing.
+    work = decoy_packages(tmp_path / "work")
     env = {
         **os.environ,
+        "PYTHONPATH": str(work),
         "MEDIAMESH_HOME": str(tmp_path / "home"),
         "PREFECT_API_URL": prefect_api,
         "COLUMNS": "200",
@@ -341,7 +354,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> 
     }
     for name in ("MEDIAMESH_DATABASE_URL", "MEDIAMESH_ENCODERS"):
         env.pop(name, None)
-    result = mediamesh(env, "demo")
+    result = mediamesh(env, "demo", cwd=work)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "uses the lite encoder set" in result.stdout
@@ -350,7 +363,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> 
     assert "cuts at 1.00s, 6.00s" in result.stdout
     assert "fused tri-modal vectors: 7 x " in result.stdout
     assert (tmp_path / "home" / "pgdata").is_dir()
-    again = mediamesh(env, "demo")
+    again = mediamesh(env, "demo", cwd=work)
     assert again.returncode == 0
     assert again.stdout.count(f"computed 0, reused {FEATURES}, failed 0") == 2
 
