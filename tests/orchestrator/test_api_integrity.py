@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ from fastapi.testclient import TestClient
 from mediamesh.features import EncodedMedia, ShotTable, default_registry
 from mediamesh.orchestrator.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.store import VERIFY_ON_READ_BYTES, CorruptValueError, NewValue, Store, StoreSettings, ValueRecord
+from mediamesh.store import VERIFY_ON_READ_BYTES, CorruptValueError, Store, StoreSettings
+from tests.orchestrator.test_verify_cli import put_test_value
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,25 +40,6 @@ def asset(mesh: Mesh, tmp_path: Path) -> str:
     return record.id
 
 
-def _put(mesh: Mesh, asset: str, feature: str, value: object) -> ValueRecord:
-    now = datetime.now(UTC)
-    new = NewValue(
-        key=f"{feature}-{asset}".encode().hex()[:64].ljust(64, "0"),
-        asset_id=asset,
-        feature=feature,
-        version=REGISTRY[feature].version,
-        params={},
-        model_fingerprint=None,
-        code_fingerprint="f" * 64,
-        inputs=(("source", asset),),
-        started_at=now,
-        finished_at=now,
-        worker="test:1",
-        device="cpu",
-    )
-    return mesh.store.put_value(new, value)
-
-
 def _rewrite(mesh: Mesh, key: str, edit: bytes, at: int = -1) -> None:
     """Overwrite bytes of a local blob in place (blobs are written read-only)."""
     path = mesh.store.blobs.local_path(key)
@@ -69,7 +50,7 @@ def _rewrite(mesh: Mesh, key: str, edit: bytes, at: int = -1) -> None:
 
 
 def test_a_corrupt_value_is_500_naming_mediamesh_verify(client: TestClient, mesh: Mesh, asset: str) -> None:
-    record = _put(mesh, asset, "shots", ShotTable.from_frames(24.0, [(0, 24), (24, 48)]))
+    record = put_test_value(mesh.store, asset, "shots", ShotTable.from_frames(24.0, [(0, 24), (24, 48)]))
     assert client.get(f"/assets/{asset}/features/shots", headers=AUTH).status_code == 200
 
     data = mesh.store.blobs.get_bytes(record.blob_key)
@@ -95,7 +76,9 @@ def test_a_media_file_too_large_to_hash_first_is_checked_as_it_streams(
     media_file = tmp_path / "encode.mp4"
     body = bytes(range(256)) * ((VERIFY_ON_READ_BYTES + (1 << 20)) // 256)
     media_file.write_bytes(body)
-    record = _put(mesh, asset, "encode", EncodedMedia(media_file, 640, 360, 24.0, 100, 4.2, False, None))
+    record = put_test_value(
+        mesh.store, asset, "encode", EncodedMedia(media_file, 640, 360, 24.0, 100, 4.2, False, None)
+    )
     assert record.bytes > VERIFY_ON_READ_BYTES
 
     whole = client.get(f"/assets/{asset}/features/encode", headers=AUTH)

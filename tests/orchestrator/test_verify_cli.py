@@ -53,7 +53,7 @@ def mediamesh(env: dict[str, str], *args: str, timeout: float = 300) -> subproce
     return result
 
 
-def _put(store: Store, asset: str, feature: str, value: object) -> ValueRecord:
+def put_test_value(store: Store, asset: str, feature: str, value: object) -> ValueRecord:
     now = datetime.now(UTC)
     new = NewValue(
         key=f"{feature}-{asset}".encode().hex()[:64].ljust(64, "0"),
@@ -85,10 +85,10 @@ def test_read_of_an_edited_value_fails_in_one_line_and_verify_names_it(
     env: dict[str, str], store: Store, tmp_path: Path
 ) -> None:
     asset, _ = store.register_asset(DATA / "counter.mp4", name="counter.mp4")
-    shots = _put(store, asset.id, "shots", ShotTable.from_frames(24.0, [(0, 24), (24, 48)]))
+    shots = put_test_value(store, asset.id, "shots", ShotTable.from_frames(24.0, [(0, 24), (24, 48)]))
     media_file = tmp_path / "encode.mp4"
     media_file.write_bytes(b"standardized media bytes " * 4000 + b"the end")
-    encode = _put(store, asset.id, "encode", EncodedMedia(media_file, 640, 360, 24.0, 100, 4.2, False, None))
+    encode = put_test_value(store, asset.id, "encode", EncodedMedia(media_file, 640, 360, 24.0, 100, 4.2, False, None))
     assert json.loads(mediamesh(env, "read", asset.id, "shots", "--json").stdout)[1]["end_frame"] == 48
 
     clean = mediamesh(env, "verify", "--json")
