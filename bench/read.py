@@ -112,22 +112,24 @@ def _store_array(store: Store, array: np.ndarray, asset_file: Path) -> str:
     asset_file.write_bytes(b"a small asset for the read benchmark")
     asset, _ = store.register_asset(asset_file, name=asset_file.name)
     key = hashlib.sha256(f"bench read {asset.id}".encode()).hexdigest()
-    now = datetime.now(UTC)
-    store.put_value(
-        NewValue(
-            key=key,
-            asset_id=asset.id,
-            feature="shot_embedding",
-            version="1",
-            params={},
-            model_fingerprint=None,
-            code_fingerprint="0" * 64,
-            inputs=(("source", asset.id),),
-            started_at=now,
-            finished_at=now,
-            worker="bench",
-            device="cpu",
-        ),
-        array,
-    )
+    store.put_value(bench_value(key, asset.id, "shot_embedding"), array)
     return key
+
+
+def bench_value(key: str, asset: str, feature: str) -> NewValue:
+    """The row a benchmark stores a made-up value of ``asset`` under: read by ``source`` alone, computed now."""
+    now = datetime.now(UTC)
+    return NewValue(
+        key=key,
+        asset_id=asset,
+        feature=feature,
+        version="1",
+        params={},
+        model_fingerprint=None,
+        code_fingerprint="0" * 64,
+        inputs=(("source", asset),),
+        started_at=now,
+        finished_at=now,
+        worker="bench",
+        device="cpu",
+    )

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from datetime import UTC, datetime
 
 import numpy as np
 
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
-from mediamesh.store import NewValue, Store
+from bench.read import bench_value
+from mediamesh.store import Store
 
 __all__ = ["run"]
 
@@ -71,22 +71,6 @@ def _store_values(store: Store, count: int, ctx: Context) -> None:
     asset_file.write_bytes(b"a small asset for the verify benchmark")
     asset, _ = store.register_asset(asset_file, name=asset_file.name)
     rng = np.random.default_rng(0)
-    now = datetime.now(UTC)
     for n in range(count):
-        store.put_value(
-            NewValue(
-                key=hashlib.sha256(f"bench verify {n}".encode()).hexdigest(),
-                asset_id=asset.id,
-                feature=f"blob{n}",
-                version="1",
-                params={},
-                model_fingerprint=None,
-                code_fingerprint="0" * 64,
-                inputs=(("source", asset.id),),
-                started_at=now,
-                finished_at=now,
-                worker="bench",
-                device="cpu",
-            ),
-            rng.integers(0, 256, VALUE_BYTES, dtype=np.uint8),
-        )
+        key = hashlib.sha256(f"bench verify {n}".encode()).hexdigest()
+        store.put_value(bench_value(key, asset.id, f"blob{n}"), rng.integers(0, 256, VALUE_BYTES, dtype=np.uint8))

@@ -291,11 +291,15 @@ class VerifyReport:
 
 def hash_file(path: Path) -> str:
     """SHA-256 of a file's bytes: the asset id."""
-    digest = hashlib.sha256()
+    return _digest_file(path, hashlib.sha256())
+
+
+def _digest_file(path: Path, digest: Any) -> str:
+    """The hex digest of a file's bytes, read in chunks into ``digest`` (a hashlib or xxhash object)."""
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return str(digest.hexdigest())
 
 
 def _lock_id(key: str) -> int:
@@ -644,7 +648,7 @@ class Store:
         faults.fault_point(faults.BEFORE_BLOB, new.feature)
         if payload.path is not None:
             info = self.blobs.put_file(payload.path)
-            xxh3 = _xxh3_of_file(payload.path)
+            xxh3 = _digest_file(payload.path, xxhash.xxh3_64())
         elif payload.data is not None:
             info = self.blobs.put_bytes(payload.data)
             xxh3 = xxhash.xxh3_64_hexdigest(payload.data)
@@ -995,14 +999,6 @@ def _scrub(chunks: Iterable[bytes], rows: Sequence[sa.Row[Any]]) -> tuple[int, s
     if xxh3 is not None and recorded - {xxh3.hexdigest()}:
         problems.append(f"hashes to xxh3 {xxh3.hexdigest()}, its rows say {', '.join(sorted(recorded))}")
     return size, "; ".join(problems) or None
-
-
-def _xxh3_of_file(path: Path) -> str:
-    digest = xxhash.xxh3_64()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_value(record: ValueRecord, chunks: Iterable[bytes]) -> None:
