@@ -8,7 +8,7 @@ interleaved in one process, each round on values none has seen (a new ``salt`` p
 - **bare**: ``stamp(source, salt=...)`` called N times, the sources in hand;
 - **store**: the engine's task body without Prefect, in a loop: claim, re-check, ``store.source``, the call,
   ``store.put_value``;
-- **mesh**: ``orchestrator.engine.execute`` of the plan of those N missing values, against the managed
+- **mesh**: ``orchestrator.execution.engine.execute`` of the plan of those N missing values, against the managed
   ``prefect server start`` the mesh uses (started once, before timing, and stopped at the end).
 
 Per-task overhead is (mesh − bare) / N; the store's part is (store − bare) / N and Prefect's the rest,
@@ -29,9 +29,9 @@ from typing import Any, Self
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
 from mediamesh.features import JsonValue, Registry, SourceMedia, feature, spec_of
-from mediamesh.orchestrator.engine import execute, new_value, worker_id
-from mediamesh.orchestrator.planner import Plan, plan
-from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.orchestrator.execution.engine import execute, new_value, worker_id
+from mediamesh.orchestrator.execution.planner import Plan, plan
+from mediamesh.orchestrator.services.prefect_server import prefect_api_url, stop_prefect_server
 from mediamesh.store import Store
 
 __all__ = ["run"]
@@ -123,7 +123,7 @@ def run(ctx: Context) -> list[Figure]:
             name="orchestration",
             description=f"per-task overhead, (engine.execute − bare calls) / N, {what}; one Prefect flow, "
             f"a task per value, {notes['max_workers']} worker threads",
-            target_label="orchestrator.engine.execute(store, registry, plan, ...) per task, minus the bare call",
+            target_label="execution.engine.execute(store, registry, plan, ...) per task, minus the bare call",
             baseline_label="stamp(source, salt=...): the bare call, per value",
             samples=Samples(overhead, per_call),
             max_seconds=TARGET_S,
@@ -188,7 +188,7 @@ def _stop_prefect(home: Path) -> None:
 
 
 def _compute_and_store(store: Store, value: Any, worker: str) -> None:
-    """The engine's task body (``orchestrator.engine._Runner._compute``) for a value whose only input is the
+    """The engine's task body (``orchestrator.execution.engine._Runner._compute``) for a value whose only input is the
     source, without Prefect."""
     spec = value.spec
     with store.claim(value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=worker):

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from bench.context import Context
 from bench.harness import BenchError, Figure, measure_memory, side_by_side
 from mediamesh.features import default_registry
-from mediamesh.orchestrator.planner import plan
+from mediamesh.orchestrator.execution.planner import plan
 from mediamesh.store import Store, schema
 from mediamesh.store.blobs import blob_key
 from mediamesh.store.codecs import payload_kind_of
@@ -51,7 +51,7 @@ def run(ctx: Context) -> list[Figure]:
             name="plan",
             description=f"plan {ASSETS:,} fully stored assets x {len(registry)} built-in features "
             f"({len(keys):,} keys), 0 missing",
-            target_label="orchestrator.planner.plan(store, registry, assets)",
+            target_label="orchestrator.execution.planner.plan(store, registry, assets)",
             baseline_label="store.stored_keys(the same keys): the one bulk query",
             samples=samples,
             max_seconds=2.0,

@@ -18,8 +18,8 @@ from bench.context import Context
 from bench.harness import BenchError, Figure, side_by_side
 from mediamesh.features import SOURCE, SUBTITLES, TITLE, FileValue, default_registry
 from mediamesh.features.media import ffmpeg_exe
+from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.planner import Plan, plan
 from mediamesh.store import NewValue, Store, hash_file
 
 __all__ = ["run"]

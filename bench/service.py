@@ -28,10 +28,10 @@ from pathlib import Path
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples
 from mediamesh.features import SourceMedia, feature
-from mediamesh.orchestrator.devstack import DevStack
+from mediamesh.orchestrator.execution.workers import PoolSettings, submit_stages, wait_for_workers
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
-from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from mediamesh.orchestrator.workers import PoolSettings, submit_stages, wait_for_workers
+from mediamesh.orchestrator.services.devstack import DevStack
+from mediamesh.orchestrator.services.prefect_server import prefect_api_url, stop_prefect_server
 from mediamesh.store import StoreSettings, open_store
 from tests.orchestrator.resources.counting_features import Number
 

@@ -1,5 +1,5 @@
 """``python -m mediamesh``: the command line, for hosts where the ``mediamesh`` script is not on PATH."""
 
-from mediamesh.orchestrator.cli import main
+from mediamesh.orchestrator.interfaces.cli import main
 
 main()

@@ -9,9 +9,9 @@ Python users start here::
         record, shots = mesh.read(result.asset, "shots")
 """
 
-from mediamesh.orchestrator.engine import AssetReport, RunReport, execute
+from mediamesh.orchestrator.execution.engine import AssetReport, RunReport, execute
+from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, plan
 from mediamesh.orchestrator.mesh import FeatureState, IngestResult, Mesh
-from mediamesh.orchestrator.planner import Plan, PlannedValue, plan
 
 __all__ = [
     "AssetReport",

@@ -19,11 +19,11 @@ from mediamesh.features.errors import (
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import MEDIAFM, SUBTITLES
 from mediamesh.features.values import TitleMetadata
-from mediamesh.orchestrator.engine import Progress, RunReport, execute
-from mediamesh.orchestrator.planner import Plan, plan
-from mediamesh.orchestrator.plugins import configured_registry
-from mediamesh.orchestrator.prefect_server import prefect_api_url
-from mediamesh.orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
+from mediamesh.orchestrator.execution.engine import Progress, RunReport, execute
+from mediamesh.orchestrator.execution.planner import Plan, plan
+from mediamesh.orchestrator.execution.plugins import configured_registry
+from mediamesh.orchestrator.execution.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
+from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 from mediamesh.store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
 from mediamesh.store.codecs import payload_kind_of
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.orchestrator.services.prefect_server import prefect_api_url, stop_prefect_server
 from mediamesh.store import Store, StoreSettings, open_store
 from mediamesh.store.database import DatabaseRoles
 from tests.models import TinyModels, save_tiny_clip, save_tiny_wav2vec2

@@ -1,5 +1,5 @@
 """Real services for tests: SeaweedFS S3 comes from the code ``mediamesh dev-stack`` runs."""
 
-from mediamesh.orchestrator.seaweed import S3Endpoint, ServiceError, Webhook, seaweed_s3
+from mediamesh.orchestrator.services.seaweed import S3Endpoint, ServiceError, Webhook, seaweed_s3
 
 __all__ = ["S3Endpoint", "ServiceError", "Webhook", "seaweed_s3"]

@@ -13,9 +13,9 @@ import pytest
 import typer
 import yaml
 
-from mediamesh.orchestrator.api import ApiSettings, create_app
-from mediamesh.orchestrator.cli import app
-from mediamesh.orchestrator.workers import PoolSettings, compute_values
+from mediamesh.orchestrator.execution.workers import PoolSettings, compute_values
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.cli import app
 from mediamesh.store import StoreSettings
 
 ROOT = Path(__file__).parents[1]

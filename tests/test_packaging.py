@@ -34,13 +34,13 @@ def test_the_wheel_installs_only_mediamesh_with_its_data_and_py_typed(tmp_path: 
         "mediamesh/py.typed",
         "mediamesh/__init__.py",
         "mediamesh/features/spec.py",
-        "mediamesh/orchestrator/cli.py",
+        "mediamesh/orchestrator/interfaces/cli.py",
         "mediamesh/store/migrations/env.py",
         "mediamesh/orchestrator/samples/testvideo.mp4",
     ):
         assert expected in names, expected
     entry_points = zipfile.ZipFile(wheel).read(top_level.replace("top_level.txt", "entry_points.txt")).decode()
-    assert "mediamesh = mediamesh.orchestrator.cli:main" in entry_points
+    assert "mediamesh = mediamesh.orchestrator.interfaces.cli:main" in entry_points
 
 
 def test_folders_named_like_the_rooms_in_the_working_directory_change_nothing(tmp_path: Path) -> None:

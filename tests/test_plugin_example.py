@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediamesh.features import MEDIAFM, default_registry
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings
 

@@ -19,7 +19,7 @@ import pytest
 import typer
 
 from mediamesh.features import default_registry
-from mediamesh.orchestrator.cli import app
+from mediamesh.orchestrator.interfaces.cli import app
 from tests.readme import MARKS, README, block, blocks
 
 CLIP = Path(__file__).parent / "data" / "counter.mp4"

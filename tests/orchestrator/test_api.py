@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediamesh.features import Registry, default_registry
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import Store, StoreSettings, open_store
 from tests.orchestrator.resources import counting_features as cf

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings
 

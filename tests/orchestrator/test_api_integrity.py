@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediamesh.features import EncodedMedia, ShotTable, default_registry
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import VERIFY_ON_READ_BYTES, CorruptValueError, Store, StoreSettings
 from tests.orchestrator.test_verify_cli import put_test_value

@@ -23,7 +23,7 @@ from schemathesis.engine.events import EngineFinished, FatalError, NonFatalError
 from schemathesis.schemas import BaseSchema
 
 from mediamesh.features import Registry, ShotEmbeddings, ShotTable, SourceMedia, feature
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import Store, StoreSettings
 from tests.orchestrator.resources import counting_features as cf

@@ -10,7 +10,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from mediamesh.orchestrator.cli import app
+from mediamesh.orchestrator.interfaces.cli import app
 from mediamesh.store import StoreSettings, open_store
 from tests.orchestrator.test_cli import mediamesh
 

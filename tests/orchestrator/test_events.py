@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mediamesh.orchestrator.events import Announcement, EventRejectedError, S3Notification, announcements, object_key
+from mediamesh.orchestrator.interfaces.events import (
+    Announcement,
+    EventRejectedError,
+    S3Notification,
+    announcements,
+    object_key,
+)
 
 LANDING = ("landing",)
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mediamesh.features.registry import Registry
-from mediamesh.orchestrator.api import ApiSettings, create_app
-from mediamesh.orchestrator.events import FilerEvent, filer_announcements
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.events import FilerEvent, filer_announcements
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings, open_store
 from tests.orchestrator.resources import counting_features as cf

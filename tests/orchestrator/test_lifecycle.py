@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ from typing import TypeVar
 import imageio_ffmpeg
 import pytest
 
-from mediamesh.orchestrator.workers import wait_for_workers
+from mediamesh.orchestrator.execution.workers import wait_for_workers
+from mediamesh.orchestrator.services.ports import free_port
 
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
@@ -158,7 +158,7 @@ def test_sigterm_and_sigint_stop_the_long_running_commands_cleanly_and_the_last_
     commands: Commands, tmp_path: Path, prefect_api: str
 ) -> None:
     commands.env["PREFECT_API_URL"] = prefect_api
-    port = _free_port()
+    port = free_port()
     landing = tmp_path / "landing"
     landing.mkdir()
     worker = commands.start("worker", "--pool", "cpu", "--name", "lifecycle-worker")
@@ -254,9 +254,3 @@ def _ready(url: str) -> bool:
             return bool(response.status == 200)
     except (OSError, urllib.error.URLError):
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -22,7 +22,7 @@ from mediamesh.features import (
     default_registry,
     feature,
 )
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
 from mediamesh.store import StoreSettings
 

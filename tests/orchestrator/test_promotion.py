@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from mediamesh.features import Registry, SourceMedia, default_registry, feature
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.execution.planner import PlannedValue
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.planner import PlannedValue
 from mediamesh.store import Store, StoreSettings, ValueNotFoundError, open_store
 from tests.orchestrator.resources.counting_features import Number
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from mediamesh.features import Registry
 from mediamesh.features.errors import DefinitionError
-from mediamesh.orchestrator.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import Store, StoreSettings
 from tests.orchestrator.resources import catalogue_features, counting_features

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mediamesh.features import InputFileError, TitleMetadata
-from mediamesh.orchestrator.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
+from mediamesh.orchestrator.execution.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
 
 
 def test_sidecars_share_the_stem_and_may_carry_a_language(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from mediamesh.features.errors import MediameshError
 from mediamesh.features.registry import Registry
-from mediamesh.orchestrator.cli import app
+from mediamesh.orchestrator.interfaces.cli import app
+from mediamesh.orchestrator.interfaces.watch import Watcher, parse_source
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.watch import Watcher, parse_source
 from mediamesh.store import Store, StoreSettings, open_store
 from mediamesh.store.landing import LandingReader
 from tests.orchestrator.resources import counting_features as cf

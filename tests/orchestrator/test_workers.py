@@ -27,12 +27,12 @@ import httpx
 import pytest
 import uvicorn
 
-from mediamesh.orchestrator.api import ApiSettings, create_app
-from mediamesh.orchestrator.dispatch import PoolRuns
+from mediamesh.orchestrator.execution.dispatch import PoolRuns
+from mediamesh.orchestrator.execution.planner import plan
+from mediamesh.orchestrator.execution.workers import PoolSettings, stage, submit_stages
+from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.watch import Watcher
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
-from mediamesh.orchestrator.planner import plan
-from mediamesh.orchestrator.watch import Watcher
-from mediamesh.orchestrator.workers import PoolSettings, stage, submit_stages
 from mediamesh.store import Store, StoreSettings
 from tests.orchestrator.resources import gated_features as gated
 from tests.services import S3Endpoint

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import mediamesh
 from mediamesh.features.errors import TransientError
 from mediamesh.features.processes import alive, process_tag, tag_alive
+from mediamesh.orchestrator.services.ports import free_port
 
 __all__ = ["IDLE_ENV", "prefect_api_url", "server_state", "stop_prefect_server", "watch_idle"]
 
@@ -156,7 +156,7 @@ def _stop(folder: Path, pid: int) -> None:
 
 
 def _start(folder: Path) -> str:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     # The server outlives the command that starts it, so not that command's scratch folder.
     (folder / "tmp").mkdir(exist_ok=True)
@@ -199,7 +199,9 @@ def _start(folder: Path) -> str:
 def _start_watchdog(folder: Path, pid: int, url: str, env: dict[str, str]) -> str:
     """Start ``watch_idle`` in a process of its own session, which outlives this one; its tag."""
     idle_s = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S)
-    code = "import sys; from pathlib import Path; from mediamesh.orchestrator.prefect_server import watch_idle; "
+    code = (
+        "import sys; from pathlib import Path; from mediamesh.orchestrator.services.prefect_server import watch_idle; "
+    )
     code += "watch_idle(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))"
     # It imports mediamesh from wherever this process did, installed or not.
     source = str(Path(mediamesh.__file__).parent.parent)  # not resolve(): in a wheel there are no links
@@ -223,12 +225,6 @@ def _healthy(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

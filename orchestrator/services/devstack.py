@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,9 +32,10 @@ from typing import Any
 
 from mediamesh.features.errors import MediameshError
 from mediamesh.features.processes import die_with_parent, process_tag
-from mediamesh.orchestrator.lifecycle import write_private
-from mediamesh.orchestrator.prefect_server import prefect_api_url, stop_prefect_server
-from mediamesh.orchestrator.seaweed import S3Endpoint, Webhook, seaweed_s3
+from mediamesh.orchestrator.services.lifecycle import write_private
+from mediamesh.orchestrator.services.ports import free_port
+from mediamesh.orchestrator.services.prefect_server import prefect_api_url, stop_prefect_server
+from mediamesh.orchestrator.services.seaweed import S3Endpoint, Webhook, seaweed_s3
 from mediamesh.store import StoreSettings, open_store
 from mediamesh.store.database import embedded_database_url
 from mediamesh.store.home import EMBEDDED, HomeStores
@@ -67,7 +67,7 @@ class DevStack:
         self.home = home.expanduser().resolve()
         self.folder = self.home / "stack"
         self.info_path = self.home / "stack.json"
-        self.api_port = api_port or _free_port()
+        self.api_port = api_port or free_port()
         self.landing_bucket = landing_bucket
         self.log = log
         self.token = secrets.token_urlsafe(24)
@@ -238,7 +238,7 @@ class DevStack:
         raise StackError(f"{name} did not answer {url} within {READY_TIMEOUT_S:.0f} s\n{self._tail(name)}")
 
     def _wait_workers(self, prefect: str) -> None:
-        from mediamesh.orchestrator.workers import PoolSettings, wait_for_workers
+        from mediamesh.orchestrator.execution.workers import PoolSettings, wait_for_workers
 
         pools = PoolSettings()
         wanted: dict[str, set[str] | int] = {pools.cpu_pool: {"dev-stack-cpu"}, pools.gpu_pool: {"dev-stack-gpu"}}
@@ -275,9 +275,3 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
     # Flow runs a worker started may outlive it in the same group.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -37,10 +37,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mediamesh.features.errors import MediameshError
 from mediamesh.features.processes import bind_to_parent
 from mediamesh.features.spec import FeatureSpec
-from mediamesh.orchestrator.engine import execute
+from mediamesh.orchestrator.execution.engine import execute
+from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, plan
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.planner import Plan, PlannedValue, plan
-from mediamesh.orchestrator.prefect_server import prefect_api_url
+from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 from mediamesh.store import Store
 
 __all__ = [
@@ -62,7 +62,7 @@ log = logging.getLogger("mediamesh.workers")
 Pool = Literal["cpu", "gpu"]
 POOLS: tuple[Pool, ...] = ("cpu", "gpu")
 FLOW_NAME = "mediamesh-compute"
-ENTRYPOINT = "mediamesh.orchestrator.workers.compute_values"
+ENTRYPOINT = "mediamesh.orchestrator.execution.workers.compute_values"
 
 
 class PoolSettings(BaseSettings):

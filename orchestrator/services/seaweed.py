@@ -30,7 +30,8 @@ import urllib3
 from minio import Minio
 
 from mediamesh.features.processes import die_with_parent
-from mediamesh.orchestrator.lifecycle import write_private
+from mediamesh.orchestrator.services.lifecycle import write_private
+from mediamesh.orchestrator.services.ports import free_ports
 
 __all__ = ["S3Endpoint", "ServiceError", "Webhook", "seaweed_s3"]
 
@@ -146,7 +147,7 @@ def _serve(
 
     # A port found free can be taken by someone else before weed binds it; then start again on new ports.
     for _ in range(START_ATTEMPTS):
-        ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         service = S3Endpoint(f"127.0.0.1:{ports['s3.port']}", access_key, secret_key)
         process, log_start = _launch(_weed_command(weed, workdir, config, ports), workdir, log_path)
         try:
@@ -256,15 +257,6 @@ def _weed_environment() -> dict[str, str]:
     # weed mini turns AWS_* and S3_BUCKET variables into extra identities and buckets; tests pin their own.
     ignored = ("AWS_", "S3_", "WEED_")
     return {name: value for name, value in os.environ.items() if not name.startswith(ignored)}
-
-
-def _free_ports(count: int) -> list[int]:
-    # Hold every socket until all are chosen so that the ports are distinct.
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _wait_until_ready(

@@ -30,8 +30,8 @@ from mediamesh.features.mediafm import (
 from mediamesh.features.models import device
 from mediamesh.features.spec import MEDIAFM
 from mediamesh.features.values import ShotEmbeddings, ShotTable, TitleEmbedding
+from mediamesh.orchestrator.execution.planner import plan
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.planner import plan
 from mediamesh.store import ArtefactRecord
 
 __all__ = ["Catalogue", "CatalogueError", "evaluate_probe", "evaluate_retrieval", "gather_catalogue", "train_mediafm"]

@@ -1,6 +1,6 @@
 """How a mediamesh command lives in its home: what it writes where, what it leaves behind, how it stops.
 
-``enter(home)`` runs first in every command (``orchestrator.cli.main``). It points everything a command
+``enter(home)`` runs first in every command (``orchestrator.interfaces.cli.main``). It points everything a command
 or its children would write elsewhere at the home (Prefect's settings, torch's compile caches, every
 temporary file), gives the process a scratch folder ``$MEDIAMESH_HOME/tmp/PID-STARTTIME`` (removed at
 exit; swept by the next command when its owner died without removing it), and makes SIGTERM, like

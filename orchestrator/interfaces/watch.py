@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mediamesh.features.errors import MediameshError
+from mediamesh.orchestrator.execution.sidecars import SUBTITLE_SUFFIXES
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.sidecars import SUBTITLE_SUFFIXES
 from mediamesh.store.landing import LandingReader
 
 __all__ = ["Pass", "Watcher", "parse_source"]

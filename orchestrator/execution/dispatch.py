@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from mediamesh.orchestrator.execution.planner import plan
+from mediamesh.orchestrator.execution.workers import PoolSettings, submit_stages
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.planner import plan
-from mediamesh.orchestrator.workers import PoolSettings, submit_stages
 
 __all__ = ["Dispatcher", "LocalRuns", "PoolRuns", "dispatcher"]
 

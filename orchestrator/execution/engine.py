@@ -21,7 +21,7 @@ from mediamesh.features.errors import BackendUnavailableError, ExecutionError, M
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from mediamesh.features.values import FileValue
-from mediamesh.orchestrator.planner import Plan, PlannedValue, root_keys
+from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, root_keys
 from mediamesh.store import NewValue, Store
 from mediamesh.store.codecs import payload_kind_of, type_name
 from mediamesh.store.gateway import FeatureVersion

@@ -30,10 +30,10 @@ from mediamesh.features.errors import BackendUnavailableError, MediameshError
 from mediamesh.features.models import encoder_summary, pretrained_available
 from mediamesh.features.spec import MEDIAFM
 from mediamesh.features.values import ArrayValue, FileValue, JsonValue, ShotTable, TitleMetadata
-from mediamesh.orchestrator import lifecycle
+from mediamesh.orchestrator.execution.planner import PlannedValue
 from mediamesh.orchestrator.mesh import IngestResult, Mesh
-from mediamesh.orchestrator.planner import PlannedValue
-from mediamesh.orchestrator.prefect_server import server_state, stop_prefect_server
+from mediamesh.orchestrator.services import lifecycle
+from mediamesh.orchestrator.services.prefect_server import server_state, stop_prefect_server
 from mediamesh.store import StoreSettings, ValueRecord, migrate_store
 
 __all__ = ["app", "main"]
@@ -474,7 +474,7 @@ def train(
     ] = False,
 ) -> None:
     """Train MediaFM by masked shot modeling on the fused values in the store; save the checkpoint there."""
-    from mediamesh.orchestrator.training import train_mediafm
+    from mediamesh.orchestrator.execution.training import train_mediafm
 
     if what != MEDIAFM:
         raise typer.BadParameter(f"only {MEDIAFM!r} can be trained", param_hint="WHAT")
@@ -534,7 +534,7 @@ def evaluate(
 ) -> None:
     """Masked-shot retrieval on held-out titles (MediaFM vs the neighbour average), and a linear probe
     per representation (video, audio, text, fused, contextual) when --labels is given."""
-    from mediamesh.orchestrator.training import evaluate_probe, evaluate_retrieval
+    from mediamesh.orchestrator.execution.training import evaluate_probe, evaluate_retrieval
 
     with Mesh.open() as mesh:
         retrieval = evaluate_retrieval(mesh, checkpoint)
@@ -667,8 +667,8 @@ def serve(
     Configured by MEDIAMESH_API_TOKEN, MEDIAMESH_API_OPEN_READS, MEDIAMESH_API_LANDING_BUCKETS and the store's
     MEDIAMESH_* variables; MEDIAMESH_EXECUTION=pools hands announced work to the worker pools.
     """
-    from mediamesh.orchestrator.api import ApiSettings
-    from mediamesh.orchestrator.api import serve as run_api
+    from mediamesh.orchestrator.interfaces.api import ApiSettings
+    from mediamesh.orchestrator.interfaces.api import serve as run_api
 
     try:
         run_api(host, port, ApiSettings())
@@ -696,7 +696,7 @@ def migrate() -> None:
     if os.environ.get("PREFECT_API_URL"):
         from prefect.client.orchestration import get_client
 
-        from mediamesh.orchestrator.workers import PoolSettings, ensure_deployments
+        from mediamesh.orchestrator.execution.workers import PoolSettings, ensure_deployments
 
         pools = PoolSettings()
         with get_client(sync_client=True) as client:
@@ -719,8 +719,8 @@ def worker(
     ] = None,
 ) -> None:
     """Compute values handed to a work pool, until interrupted (Ctrl-C or SIGTERM)."""
-    from mediamesh.orchestrator.prefect_server import prefect_api_url
-    from mediamesh.orchestrator.workers import run_worker
+    from mediamesh.orchestrator.execution.workers import run_worker
+    from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 
     if pool not in ("cpu", "gpu"):
         raise typer.BadParameter("choose cpu or gpu", param_hint="--pool")
@@ -762,10 +762,10 @@ def watch(
     any asset there lacks (to the work pools with MEDIAMESH_EXECUTION=pools, else computed here)."""
     import time
 
-    from mediamesh.orchestrator.dispatch import PoolRuns
-    from mediamesh.orchestrator.planner import plan
-    from mediamesh.orchestrator.watch import Watcher
-    from mediamesh.orchestrator.workers import PoolSettings
+    from mediamesh.orchestrator.execution.dispatch import PoolRuns
+    from mediamesh.orchestrator.execution.planner import plan
+    from mediamesh.orchestrator.execution.workers import PoolSettings
+    from mediamesh.orchestrator.interfaces.watch import Watcher
 
     settings = PoolSettings()
     with Mesh.open() as mesh:
@@ -809,7 +809,7 @@ def dev_stack(
     """The whole service on this machine, without Docker: embedded Postgres, SeaweedFS S3 with a landing bucket
     that notifies the API, the Prefect server, the API, a CPU worker and a GPU-pool worker. Writes
     $MEDIAMESH_HOME/stack.json; Ctrl-C or SIGTERM stops everything it started."""
-    from mediamesh.orchestrator.devstack import DevStack
+    from mediamesh.orchestrator.services.devstack import DevStack
 
     settings = StoreSettings()
     try:

@@ -50,10 +50,16 @@ from starlette.concurrency import run_in_threadpool
 
 from mediamesh.features.errors import DefinitionError, MediameshError
 from mediamesh.features.values import ArrayValue, DedupMap, FileValue, JsonValue, ShotEmbeddings, ShotTable, TimedText
-from mediamesh.orchestrator.dispatch import Dispatcher, dispatcher
-from mediamesh.orchestrator.events import Announcement, FilerEvent, S3Notification, announcements, filer_announcements
+from mediamesh.orchestrator.execution.dispatch import Dispatcher, dispatcher
+from mediamesh.orchestrator.execution.planner import plan
+from mediamesh.orchestrator.interfaces.events import (
+    Announcement,
+    FilerEvent,
+    S3Notification,
+    announcements,
+    filer_announcements,
+)
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.planner import plan
 from mediamesh.store import (
     VERIFY_ON_READ_BYTES,
     AmbiguousAssetError,
