@@ -4,7 +4,9 @@ Nothing here imports Prefect, SQLAlchemy or an object-store SDK: a feature is te
 """
 
 from mediamesh.features.errors import (
+    AmbiguousError,
     BackendUnavailableError,
+    CorruptError,
     CycleError,
     DefinitionError,
     DuplicateFeatureError,
@@ -13,7 +15,10 @@ from mediamesh.features.errors import (
     InputTypeError,
     MediaError,
     MediameshError,
+    NotFoundError,
     TransientError,
+    UnavailableError,
+    UnknownFeatureError,
     UnknownInputError,
 )
 from mediamesh.features.registry import Registry
@@ -54,8 +59,10 @@ __all__ = [
     "SOURCE",
     "SUBTITLES",
     "TITLE",
+    "AmbiguousError",
     "ArrayValue",
     "BackendUnavailableError",
+    "CorruptError",
     "Cue",
     "CycleError",
     "DedupMap",
@@ -72,6 +79,7 @@ __all__ = [
     "MediaError",
     "MediaFMCheckpoint",
     "MediameshError",
+    "NotFoundError",
     "Registry",
     "Shot",
     "ShotEmbeddings",
@@ -83,6 +91,8 @@ __all__ = [
     "TitleEmbedding",
     "TitleMetadata",
     "TransientError",
+    "UnavailableError",
+    "UnknownFeatureError",
     "UnknownInputError",
     "code_fingerprint",
     "default_registry",

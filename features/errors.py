@@ -1,18 +1,25 @@
-"""The mediamesh exception hierarchy.
+"""The mediamesh exception hierarchy: five families under one base.
 
     MediameshError                  every error mediamesh raises; ``retryable`` says whether trying again can help
-    ├── DefinitionError             a feature or the registry is declared wrongly (raised when the registry is built)
+    ├── DefinitionError             what was declared, configured or asked for is wrong; fix it, retrying cannot help
     │   ├── UnknownInputError       a parameter names no feature
     │   ├── DuplicateFeatureError   two features share a name
     │   ├── CycleError              features depend on each other in a loop
-    │   └── InputTypeError          an input's annotation does not match the producing feature's output type
-    └── ExecutionError              computing a value failed; names ``feature@version`` and the asset
-        ├── MediaError              the input media cannot be decoded or is malformed (not retryable)
-        ├── InputFileError          the input file is missing, empty or unreadable (not retryable)
-        └── TransientError          a service or resource was briefly unavailable (retryable)
-            └── BackendUnavailableError the database or the object store cannot be reached; says which and what to do
+    │   ├── InputTypeError          an input's annotation does not match the producing feature's output type
+    │   └── UnknownFeatureError     a name matches no feature (also a NotFoundError)
+    ├── ExecutionError              computing a value failed; names ``feature@version`` and the asset
+    │   ├── MediaError              the input media cannot be decoded or is malformed (not retryable)
+    │   ├── InputFileError          the input file is missing, empty or unreadable (not retryable)
+    │   └── TransientError          a resource a feature uses was briefly unavailable (retryable)
+    ├── NotFoundError               a name or id matches nothing: an asset, a value, a feature, a blob
+    │   └── AmbiguousError          a short id or name matches more than one thing
+    ├── UnavailableError            a service cannot be reached now: the database, the object store, Prefect (retryable)
+    │   └── BackendUnavailableError the database or the object store; says which and what to do
+    └── CorruptError                stored bytes are not what was written; retrying cannot help
 
-The retry policy reads ``retryable``, never message strings.
+Other modules subclass these (``SubtitleError`` a MediaError, ``CorruptValueError`` a CorruptError, ...);
+nothing subclasses ``MediameshError`` directly. The HTTP API maps each family to one status, and the
+retry policy reads ``retryable``, never message strings.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AmbiguousError",
     "BackendUnavailableError",
+    "CorruptError",
     "CycleError",
     "DefinitionError",
     "DuplicateFeatureError",
@@ -30,7 +39,10 @@ __all__ = [
     "InputTypeError",
     "MediaError",
     "MediameshError",
+    "NotFoundError",
     "TransientError",
+    "UnavailableError",
+    "UnknownFeatureError",
     "UnknownInputError",
     "did_you_mean",
 ]
@@ -43,7 +55,7 @@ class MediameshError(Exception):
 
 
 class DefinitionError(MediameshError):
-    """A feature or registry definition is wrong; fix the code, retrying cannot help."""
+    """What was declared, configured or asked for is wrong (a feature, the registry, a setting, a request)."""
 
 
 class UnknownInputError(DefinitionError):
@@ -85,9 +97,31 @@ class InputFileError(ExecutionError):
 
 
 class TransientError(ExecutionError):
-    """A service or resource was briefly unavailable; trying again can help."""
+    """A resource a feature uses was briefly unavailable; trying again can help."""
 
     retryable = True
+
+
+class NotFoundError(MediameshError):
+    """A name or id matches nothing."""
+
+
+class AmbiguousError(NotFoundError):
+    """A short id or name matches more than one thing; a longer one picks it."""
+
+
+class UnknownFeatureError(NotFoundError, DefinitionError):
+    """A feature name matches no feature; the message suggests the near miss."""
+
+
+class UnavailableError(MediameshError):
+    """A service cannot be reached now (the database, the object store, Prefect); trying again can help."""
+
+    retryable = True
+
+
+class CorruptError(MediameshError):
+    """Stored bytes are not what was written; they stay so, retrying cannot help."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -96,7 +130,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-class BackendUnavailableError(TransientError):
+class BackendUnavailableError(UnavailableError):
     """The database or the object store cannot be reached. ``backend`` names which; the message says what to do."""
 
     def __init__(self, backend: str, where: str, reason: str, hint: str) -> None:

@@ -13,6 +13,7 @@ from mediamesh.features.errors import (
     DefinitionError,
     DuplicateFeatureError,
     InputTypeError,
+    UnknownFeatureError,
     UnknownInputError,
     did_you_mean,
 )
@@ -111,7 +112,7 @@ class Registry(Mapping[str, FeatureSpec]):
     def resolve(self, name: str) -> FeatureSpec:
         """Like ``registry[name]`` but raising a DefinitionError with a suggestion."""
         if name not in self._specs:
-            raise DefinitionError(f"no feature named {name!r}.{did_you_mean(name, self._specs)}")
+            raise UnknownFeatureError(f"no feature named {name!r}.{did_you_mean(name, self._specs)}")
         return self._specs[name]
 
     def closure(self, targets: Iterable[str]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from mediamesh.features.errors import (
     DefinitionError,
     InputFileError,
     MediameshError,
+    UnknownFeatureError,
     did_you_mean,
 )
 from mediamesh.features.registry import Registry
@@ -354,7 +355,7 @@ class Mesh:
             return candidates[0]
         if not self.store.catalogue(feature):
             known = [*self.registry, *self.store.stored_feature_names()]
-            raise DefinitionError(f"no feature named {feature!r}.{did_you_mean(feature, known)}")
+            raise UnknownFeatureError(f"no feature named {feature!r}.{did_you_mean(feature, known)}")
         which = f"{feature}@{wanted}" if wanted else feature
         raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}")
 

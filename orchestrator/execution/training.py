@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from mediamesh.features.errors import MediameshError
+from mediamesh.features.errors import NotFoundError
 from mediamesh.features.mediafm import (
     Checkpoint,
     OptimizerKind,
@@ -40,7 +40,7 @@ __all__ = ["Catalogue", "CatalogueError", "evaluate_probe", "evaluate_retrieval"
 MODALITIES = ("video_embedding", "audio_embedding", "text_embedding")
 
 
-class CatalogueError(MediameshError):
+class CatalogueError(NotFoundError):
     """The store does not hold what training or evaluation needs (no fused values, too few titles)."""
 
 

@@ -34,7 +34,7 @@ from prefect import flow
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mediamesh.features.errors import MediameshError
+from mediamesh.features.errors import MediameshError, UnavailableError
 from mediamesh.features.processes import bind_to_parent
 from mediamesh.features.spec import FeatureSpec
 from mediamesh.orchestrator.execution.engine import execute
@@ -93,10 +93,8 @@ class Submitted:
     flow_run_id: str
 
 
-class PoolError(MediameshError):
+class PoolError(UnavailableError):
     """The Prefect API refused or could not be reached."""
-
-    retryable = True
 
 
 def pool_of(spec: FeatureSpec) -> Pool:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediamesh.features.errors import MediameshError
+from mediamesh.features.errors import DefinitionError
 
 __all__ = [
     "Announcement",
@@ -40,7 +40,7 @@ MAX_KEY_BYTES = 1024
 _METADATA_EVENTS = frozenset({"PutRetention", "PutLegalHold", "PutTagging", "DeleteTagging"})
 
 
-class EventRejectedError(MediameshError):
+class EventRejectedError(DefinitionError):
     """An event names an object mediamesh will not read: an unsafe key or a bucket that is not a landing bucket."""
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from mediamesh.features.errors import MediameshError
+from mediamesh.features.errors import UnavailableError
 from mediamesh.features.processes import die_with_parent, process_tag
 from mediamesh.orchestrator.services.lifecycle import write_private
 from mediamesh.orchestrator.services.ports import free_port
@@ -49,7 +49,7 @@ STOP_TIMEOUT_S = 10.0
 SECRETS = ("token", "s3_secret_key")
 
 
-class StackError(MediameshError):
+class StackError(UnavailableError):
     """A part of the stack did not start or died; the message names it and carries its log's tail."""
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mediamesh
-from mediamesh.features.errors import TransientError
+from mediamesh.features.errors import UnavailableError
 from mediamesh.features.processes import alive, process_tag, tag_alive
 from mediamesh.orchestrator.services.ports import free_port
 
@@ -185,7 +185,7 @@ def _start(folder: Path) -> str:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = (folder / "server.log").read_text(errors="replace").strip().splitlines()[-5:]
-            raise TransientError(f"the Prefect server exited at start-up: {' | '.join(tail)}")
+            raise UnavailableError(f"the Prefect server exited at start-up: {' | '.join(tail)}")
         if _healthy(url):
             watchdog = _start_watchdog(folder, proc.pid, url, env)
             (folder / "server.json").write_text(json.dumps({"pid": proc.pid, "url": url, "watchdog": watchdog}))
@@ -193,7 +193,9 @@ def _start(folder: Path) -> str:
         time.sleep(0.25)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    raise TransientError(f"the Prefect server did not answer within {_START_TIMEOUT_S:.0f} s; see {folder}/server.log")
+    raise UnavailableError(
+        f"the Prefect server did not answer within {_START_TIMEOUT_S:.0f} s; see {folder}/server.log"
+    )
 
 
 def _start_watchdog(folder: Path, pid: int, url: str, env: dict[str, str]) -> str:

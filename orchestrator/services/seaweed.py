@@ -29,6 +29,7 @@ from pathlib import Path
 import urllib3
 from minio import Minio
 
+from mediamesh.features.errors import UnavailableError
 from mediamesh.features.processes import die_with_parent
 from mediamesh.orchestrator.services.lifecycle import write_private
 from mediamesh.orchestrator.services.ports import free_ports
@@ -59,7 +60,7 @@ _PORT_FLAGS = (
 )
 
 
-class ServiceError(RuntimeError):
+class ServiceError(UnavailableError):
     """The service could not be started; the message carries the tail of its log."""
 
 
