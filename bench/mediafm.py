@@ -25,6 +25,7 @@ from mediamesh.features.mediafm import (
     MediaFM,
     MediaFMConfig,
     TitleSequence,
+    TrainOptions,
     config_preset,
     embed_title,
     synthetic_catalogue,
@@ -63,7 +64,8 @@ def _train(ctx: Context) -> list[Figure]:
     losses: dict[str, list[float]] = {"muon": [], "adamw": []}
 
     def feature(kind: Any) -> None:
-        result = train(titles, [], config, steps=STEPS, batch_size=BATCH, optimizer=kind, seed=0, device="cpu")
+        options = TrainOptions(steps=STEPS, batch_size=BATCH, optimizer=kind, seed=0)
+        result = train(titles, [], config, options, device="cpu")
         losses[kind].append(result.metrics["train_loss"])
 
     fused = torch.from_numpy(np.stack([t.fused for t in titles]))

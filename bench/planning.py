@@ -1,7 +1,7 @@
 """Planning a catalogue that is fully computed: 10,000 assets x every built-in feature, nothing missing.
 
 The planner derives every key in memory and asks the store once which are stored; the baseline is that
-one bulk ``stored_keys`` query alone, with the same keys. The rows are bulk-inserted with SQLAlchemy Core
+one bulk ``stored_keys`` query alone, with the same keys. The rows are bulk-inserted by ``Store.insert_rows``
 (assets, and values under the keys the planner computes, with placeholder blob keys): planning reads
 rows only, never blobs or lineage.
 """
@@ -11,20 +11,17 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-
 from bench.context import Context
 from bench.harness import BenchError, Figure, measure_memory, side_by_side
 from mediamesh.features import default_registry
 from mediamesh.orchestrator.execution.planner import plan
-from mediamesh.store import Store, schema
+from mediamesh.store import Store
 from mediamesh.store.blobs import blob_key
 from mediamesh.store.codecs import payload_kind_of
 
 __all__ = ["run"]
 
 ASSETS = 10_000
-BATCH = 5_000
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -93,12 +90,4 @@ def _insert_catalogue(store: Store, assets: list[str]) -> None:
         }
         for v in empty.values
     ]
-    with store.engine.begin() as conn:
-        for start in range(0, len(asset_rows), BATCH):
-            conn.execute(schema.assets.insert(), asset_rows[start : start + BATCH])
-        for start in range(0, len(value_rows), BATCH):
-            conn.execute(schema.values.insert(), value_rows[start : start + BATCH])
-    with store.engine.connect() as conn:
-        # Statistics now, as autovacuum would soon gather them itself, so its ANALYZE cannot land mid-timing.
-        conn.execute(sa.text(f"ANALYZE {schema.values.name}, {schema.assets.name}"))
-        conn.commit()
+    store.insert_rows(asset_rows, value_rows)

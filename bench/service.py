@@ -28,7 +28,9 @@ from pathlib import Path
 from bench.context import Context
 from bench.harness import BenchError, Figure, Samples
 from mediamesh.features import SourceMedia, feature
-from mediamesh.orchestrator.execution.workers import PoolSettings, submit_stages, wait_for_workers
+from mediamesh.orchestrator.execution.dispatch import PoolSettings
+from mediamesh.orchestrator.execution.planner import plan
+from mediamesh.orchestrator.execution.workers import submit_stages, wait_for_workers
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
 from mediamesh.orchestrator.services.devstack import DevStack
 from mediamesh.orchestrator.services.prefect_server import prefect_api_url, stop_prefect_server
@@ -204,7 +206,8 @@ def _batch(mesh: Mesh, env: dict[str, str], folder: Path, n: int, workers: int) 
             asset, _ = mesh.store.register_asset(path, name=path.name)
             assets.append(asset.id)
         started = time.perf_counter()
-        submitted = submit_stages(mesh, assets, trigger="bench", settings=settings)
+        the_plan = plan(mesh.store, mesh.registry, assets, mesh.default_targets())
+        submitted = submit_stages(mesh, the_plan, trigger="bench", settings=settings)
         if len(submitted) != n:
             raise BenchError(f"submitted {len(submitted)} flow runs for {n} assets")
         while True:

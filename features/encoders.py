@@ -3,7 +3,8 @@
 Each encoder loads the model :mod:`features.models` resolves for its role (or, with
 ``MEDIAMESH_ENCODERS=lite``, the model-free descriptors of :mod:`features.descriptors` for video and
 audio), computes one vector per unique shot of the dedup map, and gives every duplicate an exact copy
-of its representative's row.
+of its representative's row. How many frames, clips or texts go in a batch is an execution setting
+(``MEDIAMESH_VIDEO_BATCH`` and the like, read at run time), not a param: it cannot change a value.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mediamesh.features.descriptors import AUDIO_DIM, audio_descriptor, frame_de
 from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
 from mediamesh.features.models import (
     ModelRef,
+    batch_size,
     load_audio_model,
     load_image_model,
     load_text_model,
@@ -48,23 +50,22 @@ MIN_AUDIO_SAMPLES = 400
 MAX_WINDOW_SAMPLES = 30 * SAMPLE_RATE
 
 
-@feature(version="1", resources="gpu", model=lambda: model_fingerprint("video"))
+@feature(version="2", resources="gpu", model=lambda: model_fingerprint("video"))
 def video_embedding(
     encode: EncodedMedia,
     shots: ShotTable,
     dedup: DedupMap,
     *,
     frames_per_shot: int = 4,
-    batch_size: int = 64,
 ) -> ShotEmbeddings:
     """Per shot, the mean of unit-normed image embeddings of frames sampled uniformly inside it, unit-normed."""
-    _check_positive(frames_per_shot=frames_per_shot, batch_size=batch_size)
+    _check_positive(frames_per_shot=frames_per_shot)
     roots = _representatives(shots, dedup)
     unique = sorted(set(roots))
     ref = resolve_model("video")
     embed, where = _frame_embedder(ref)
     samples = {shot: sample_frames(shots.shots[shot], frames_per_shot, encode.frame_count) for shot in unique}
-    vectors = _pool_frames(encode, samples, embed, batch_size=batch_size)
+    vectors = _pool_frames(encode, samples, embed, batch_size=batch_size("video"))
     return ShotEmbeddings(
         _share(vectors, unique, roots),
         _meta(
@@ -78,20 +79,13 @@ def video_embedding(
     )
 
 
-@feature(version="1", resources="gpu", model=lambda: model_fingerprint("audio"))
-def audio_embedding(
-    encode: EncodedMedia,
-    shots: ShotTable,
-    dedup: DedupMap,
-    *,
-    batch_size: int = 16,
-) -> ShotEmbeddings:
+@feature(version="2", resources="gpu", model=lambda: model_fingerprint("audio"))
+def audio_embedding(encode: EncodedMedia, shots: ShotTable, dedup: DedupMap) -> ShotEmbeddings:
     """Per shot, the mean of wav2vec2's last hidden state over its 16 kHz audio; zeros when the title has no audio."""
-    _check_positive(batch_size=batch_size)
     roots = _representatives(shots, dedup)
     unique = sorted(set(roots))
     ref = resolve_model("audio")
-    embed, dim, where = _clip_embedder(ref, batch_size)
+    embed, dim, where = _clip_embedder(ref, batch_size("audio"))
     audio = decode_audio(encode)
     meta = _meta(ref, where, sample_rate=SAMPLE_RATE, unique_shots=len(unique), dedup=dedup.method)
     if audio is None:
@@ -103,10 +97,9 @@ def audio_embedding(
     )
 
 
-@feature(version="1", resources="gpu", model=lambda: model_fingerprint("text"))
-def text_embedding(timed_text: TimedText, *, batch_size: int = 64) -> ShotEmbeddings:
+@feature(version="2", resources="gpu", model=lambda: model_fingerprint("text"))
+def text_embedding(timed_text: TimedText) -> ShotEmbeddings:
     """Per shot, the sentence embedding of the timed text overlapping it; zeros for shots without text."""
-    _check_positive(batch_size=batch_size)
     ref = resolve_model("text")
     model = load_text_model(ref)
     # Line breaks inside a cue are layout, not meaning; shots showing the same text share one encoding.
@@ -116,7 +109,11 @@ def text_embedding(timed_text: TimedText, *, batch_size: int = 64) -> ShotEmbedd
     data = np.zeros((len(texts), dim), np.float32)
     if distinct:
         encoded = model.encode(
-            distinct, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            distinct,
+            batch_size=batch_size("text"),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         rows = dict(zip(distinct, np.asarray(encoded, np.float32), strict=True))
         for shot, text in enumerate(texts):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,52 +11,34 @@ from typing import Any
 from mediamesh.features.errors import (
     BackendUnavailableError,
     DefinitionError,
-    InputFileError,
-    MediameshError,
-    UnknownFeatureError,
-    did_you_mean,
 )
 from mediamesh.features.registry import Registry
-from mediamesh.features.spec import MEDIAFM, SUBTITLES
+from mediamesh.features.spec import MEDIAFM
 from mediamesh.features.values import TitleMetadata
+from mediamesh.orchestrator.execution.dispatch import Dispatcher, dispatcher
 from mediamesh.orchestrator.execution.engine import Progress, RunReport, execute
+from mediamesh.orchestrator.execution.ingest import IngestResult, LocalFile, Source, register, registered
 from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.execution.plugins import configured_registry
-from mediamesh.orchestrator.execution.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
+from mediamesh.orchestrator.interfaces import reads
 from mediamesh.orchestrator.services.prefect_server import prefect_api_url
-from mediamesh.store import Store, StoreSettings, ValueNotFoundError, ValueRecord, open_store
+from mediamesh.store import Store, StoreSettings, ValueRecord, open_store
 from mediamesh.store.codecs import payload_kind_of
+from mediamesh.store.landing import LandingReader
 
-__all__ = ["FeatureState", "IngestResult", "Mesh", "configured_registry"]
+__all__ = ["Dispatched", "FeatureState", "IngestResult", "Mesh", "configured_registry"]
 
 _NOT_IN_REGISTRY = "not in the registry: read without its code"
 _NO_CHECKPOINT = "no MediaFM checkpoint is promoted: mediamesh train mediafm, then mediamesh promote mediafm ID"
 
 
-@dataclass
-class IngestResult:
-    """What one ingested input led to; ``ok`` only when nothing failed."""
+@dataclass(frozen=True)
+class Dispatched:
+    """What a trigger's one plan led to: the report when waited for, and the assets work was handed on for."""
 
-    path: str
-    asset: str | None = None
-    computed: int = 0
-    reused: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.asset is not None and not self.errors and self.failed == 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "asset": self.asset,
-            "computed": self.computed,
-            "reused": self.reused,
-            "failed": self.failed,
-            "errors": self.errors,
-        }
+    plan: Plan
+    report: RunReport | None
+    handed: list[str]
 
 
 @dataclass(frozen=True)
@@ -81,6 +62,8 @@ class Mesh:
         self.store = store
         self.registry = registry or configured_registry()
         self.home = home or StoreSettings().home_dir
+        self.landing: LandingReader | None = None  # opened on the first landing object
+        self._dispatcher: Dispatcher | None = None
         for spec in self.registry.values():
             try:
                 payload_kind_of(spec.output)
@@ -95,7 +78,16 @@ class Mesh:
         settings = settings or StoreSettings()
         return cls(open_store(settings), registry, home=settings.home_dir)
 
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Where this mesh's triggers run, as ``MEDIAMESH_EXECUTION`` says (``dispatch.dispatcher``)."""
+        if self._dispatcher is None:
+            self._dispatcher = dispatcher()
+        return self._dispatcher
+
     def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.shutdown()
         self.store.close()
 
     def __enter__(self) -> Mesh:
@@ -115,69 +107,121 @@ class Mesh:
         subtitles: Sequence[str | Path] = (),
         title: TitleMetadata | None = None,
     ) -> list[IngestResult]:
-        """Register each file (with its sidecars) and compute every target value it lacks.
+        """Register each file (with its sidecars) and have every target value it lacks computed.
 
         ``subtitles`` and ``title`` (merged over a ``movie.json`` sidecar) go with a single input. A bad
         input never stops the others.
         """
         if (subtitles or title) and len(paths) != 1:
             raise ValueError("subtitle files and title metadata can be given for one input at a time")
+        sources = [LocalFile(Path(p), tuple(Path(s) for s in subtitles), title) for p in paths]
+        return self.take(
+            sources,
+            trigger="ingest",
+            targets=targets,
+            progress=progress,
+            on_registered=on_hashed,
+            on_server_start=on_server_start,
+        )
+
+    def take(
+        self,
+        sources: Sequence[Source],
+        *,
+        trigger: str,
+        wait: bool = True,
+        targets: Iterable[str] | None = None,
+        progress: Progress | None = None,
+        on_registered: Callable[[str], None] | None = None,
+        on_server_start: Callable[[], None] | None = None,
+        landing: LandingReader | None = None,
+    ) -> list[IngestResult]:
+        """The one path of every trigger: register each source, plan once, hand the plan to the dispatcher.
+
+        With ``wait`` each result says what was computed (or, on the pools, queued); without, the work is
+        queued and each result says how many values its asset lacks (``missing``) and ``queued``.
+        """
         results: list[IngestResult] = []
-        names: dict[str, str] = {}
         try:
-            for raw in paths:
-                result = self.register(raw, subtitles=subtitles, title=title)
-                results.append(result)
-                if result.asset is not None:
-                    names.setdefault(result.asset, str(raw))
-                if on_hashed is not None:
-                    on_hashed(str(raw))
-            assets = list(dict.fromkeys(r.asset for r in results if r.asset is not None))
-            if not assets:
+            for source in sources:
+                results.append(register(self.store, source, landing=landing or self.landing))
+                if on_registered is not None:
+                    on_registered(results[-1].path)
+            names = registered(results)
+            if not names:
                 return results
-            wanted = targets if targets is not None else self.default_targets()
-            the_plan = plan(self.store, self.registry, assets, wanted)
-            report = self.run(
-                the_plan, trigger="ingest", names=names, progress=progress, on_server_start=on_server_start
+            done = self.dispatch(
+                list(names),
+                trigger=trigger,
+                names=names,
+                wait=wait,
+                targets=targets,
+                progress=progress,
+                on_server_start=on_server_start,
             )
         except BackendUnavailableError as exc:
-            return _with_outage(results, [str(raw) for raw in paths], exc)
+            shown = [str(s.path) if isinstance(s, LocalFile) else s.name for s in sources]
+            return _with_outage(results, shown, exc)
+        for result in results:
+            result.missing = sum(1 for v in done.plan.missing if v.asset == result.asset)
+            result.queued = result.missing if result.asset in done.handed and done.report is None else 0
+        report = done.report
+        if report is None:
+            return results
         seen: set[str] = set()
         for result in results:
             if result.asset is None:
                 continue
             asset_report = report.assets[result.asset]
             if result.asset in seen:  # the same bytes twice in one call: the first entry did the work
-                result.reused = len(the_plan.targets)
+                result.reused = len(done.plan.targets)
                 continue
             seen.add(result.asset)
-            result.computed, result.reused, result.failed = (
+            result.computed, result.reused, result.failed, result.queued = (
                 asset_report.computed,
                 asset_report.reused,
                 asset_report.failed,
+                asset_report.queued,
             )
             result.errors.extend(e if result.path in e else f"{result.path}: {e}" for e in asset_report.errors)
         if report.outage is not None:
             return _with_outage(results, [], report.outage)
         return results
 
+    def dispatch(
+        self,
+        assets: Sequence[str],
+        *,
+        trigger: str,
+        names: Mapping[str, str] | None = None,
+        wait: bool = True,
+        targets: Iterable[str] | None = None,
+        runs: Dispatcher | None = None,
+        progress: Progress | None = None,
+        on_server_start: Callable[[], None] | None = None,
+    ) -> Dispatched:
+        """Plan once for ``assets`` and hand the plan to the dispatcher (``runs``, else this mesh's); ``names``
+        say what each asset came in as, for error lines.
+
+        With ``wait`` the report says what was computed (or queued on the pools); without, the work is queued.
+        """
+        wanted = targets if targets is not None else self.default_targets()
+        the_plan = plan(self.store, self.registry, list(dict.fromkeys(assets)), wanted)
+        runs = runs or self.dispatcher
+        names = names or {}
+        if not wait:
+            return Dispatched(the_plan, None, runs.submit(self, the_plan, trigger=trigger, names=names))
+        report = runs.run(
+            self, the_plan, trigger=trigger, names=names, progress=progress, on_server_start=on_server_start
+        )
+        handed = [a for a, r in report.assets.items() if r.computed or r.failed or r.queued]
+        return Dispatched(the_plan, report, handed)
+
     def register(
         self, raw: str | Path, *, subtitles: Sequence[str | Path] = (), title: TitleMetadata | None = None
     ) -> IngestResult:
         """Register one file under its absolute path, with its sidecars, computing nothing; errors are kept."""
-        result = IngestResult(path=str(raw))
-        try:
-            path = _readable_file(Path(raw))
-            asset, _ = self.store.register_asset(path, name=str(path.resolve()))
-            result.asset = asset.id
-        except BackendUnavailableError:
-            raise
-        except (MediameshError, OSError) as exc:
-            result.errors.append(f"{raw}: {_message(exc)}")
-        else:
-            self._attach_subtitles(result, path, [Path(s) for s in subtitles])
-            self._attach_title(result, path, title)
-        return result
+        return register(self.store, LocalFile(Path(raw), tuple(Path(s) for s in subtitles), title))
 
     def backfill(
         self,
@@ -198,39 +242,6 @@ class Mesh:
         if self.store.promoted(MEDIAFM) is not None:
             return list(self.registry)
         return [name for name in self.registry if MEDIAFM not in self.registry.roots_of(name)]
-
-    def _attach_subtitles(self, result: IngestResult, video: Path, explicit: list[Path]) -> None:
-        asset_id = result.asset
-        if asset_id is None:  # pragma: no cover - only called after registration
-            return
-        files = [*find_subtitle_sidecars(video), *((p, subtitle_language(p)) for p in explicit)]
-        for path, language in files:
-            try:
-                self.store.attach(asset_id, SUBTITLES, _readable_file(path), name=path.name, language=language)
-            except BackendUnavailableError:
-                raise
-            except (MediameshError, OSError) as exc:
-                result.errors.append(f"{path}: {_message(exc)}")
-
-    def _attach_title(self, result: IngestResult, video: Path, given: TitleMetadata | None) -> None:
-        if result.asset is None:  # pragma: no cover - only called after registration
-            return
-        try:
-            sidecar = read_title_sidecar(video)
-        except MediameshError as exc:
-            result.errors.append(f"{video}: {exc}")
-            sidecar = None
-        if sidecar is None and given is None:
-            return
-        merged = sidecar or TitleMetadata()
-        if given is not None:
-            merged = TitleMetadata(
-                title=given.title or merged.title,
-                synopsis=given.synopsis or merged.synopsis,
-                tags=given.tags or merged.tags,
-            )
-        name = video.with_suffix(".json").name if sidecar is not None and given is None else "ingest options"
-        self.store.set_title_metadata(result.asset, merged, name=name)
 
     def run(
         self,
@@ -310,54 +321,16 @@ class Mesh:
 
     def read(self, asset_ref: str, feature: str, version: str | None = None) -> tuple[ValueRecord, Any]:
         """A stored value and its record, chosen as :meth:`find` chooses it, decoded as :meth:`load` decodes it."""
-        record, _current = self.find(self.store.resolve_asset(asset_ref), feature, version)
-        return record, self.load(record)
+        return reads.read(self.store, self.registry, asset_ref, feature, version)
 
     def load(self, record: ValueRecord) -> Any:
-        """The value as the registry's type for it; without the feature's code (or where the registry's type is
-        stored another way) generically, as ``store.codecs.decode`` reads it: JSON, a NumPy array or a path."""
-        spec = self.registry.get(record.feature)
-        output = spec.output if spec is not None and payload_kind_of(spec.output) == record.payload_kind else None
-        return self.store.load(record, output)
+        """The value as the registry's type for it, or generically without its code (``reads.load``)."""
+        return reads.load(self.store, self.registry, record)
 
     def find(self, asset: str, feature: str, version: str | None = None) -> tuple[ValueRecord, bool]:
         """The record a reader of ``feature`` (or ``feature@version``) gets for asset id ``asset``, and whether
-        the current definition made it.
-
-        A pinned ``version`` gets that version. Unpinned readers get the promoted version, if the feature
-        was ever promoted, else the registry's current one, else the newest stored. Within a version the
-        registry's current definition wins, else the newest value (other params) is taken. A feature the
-        registry lacks is looked up in the store's catalogue: its values are read without its code.
-        """
-        feature, version = _split_ref(feature, version)
-        if feature not in self.registry:
-            return self._find_stored(asset, feature, version), False
-        spec = self.registry.resolve(feature)
-        promoted = None if version is not None else self.store.promoted_version(spec.name)
-        wanted = version if version is not None else promoted
-        current_key = plan(self.store, self.registry, [asset], [spec.name]).key_of(asset, spec.name)
-        record = self.store.value(current_key) if wanted is None or wanted == spec.version else None
-        if record is None:
-            candidates = self.store.values_for(asset, spec.name, wanted)
-            record = candidates[0] if candidates else None
-        if record is None:
-            which = f"{spec.name}@{wanted}" if wanted else spec.name
-            because = " (the promoted version: backfill it, or pin another version)" if promoted else ""
-            raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}{because}")
-        return record, record.key == current_key
-
-    def _find_stored(self, asset: str, feature: str, version: str | None) -> ValueRecord:
-        """As :meth:`find`, for a feature only the catalogue knows: the promoted version, else the newest stored."""
-        promoted = None if version is not None else self.store.promoted_version(feature)
-        wanted = version if version is not None else promoted
-        candidates = self.store.values_for(asset, feature, wanted)
-        if candidates:
-            return candidates[0]
-        if not self.store.catalogue(feature):
-            known = [*self.registry, *self.store.stored_feature_names()]
-            raise UnknownFeatureError(f"no feature named {feature!r}.{did_you_mean(feature, known)}")
-        which = f"{feature}@{wanted}" if wanted else feature
-        raise ValueNotFoundError(f"asset {asset[:12]} has no stored {which}")
+        the current definition made it (``reads.find`` says how it is chosen)."""
+        return reads.find(self.store, self.registry, asset, feature, version)
 
 
 def _with_outage(results: list[IngestResult], paths: list[str], outage: BackendUnavailableError) -> list[IngestResult]:
@@ -367,32 +340,6 @@ def _with_outage(results: list[IngestResult], paths: list[str], outage: BackendU
     for result in results:
         result.errors.append(str(outage))
     return results
-
-
-def _readable_file(path: Path) -> Path:
-    if not path.exists():
-        raise InputFileError("no such file")
-    if not path.is_file():
-        raise InputFileError("not a regular file")
-    if not os.access(path, os.R_OK):
-        raise InputFileError("permission denied")
-    return path
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc)
-
-
-def _split_ref(feature: str, version: str | None) -> tuple[str, str | None]:
-    """``name@version`` as (name, version); a version given both ways must be the same one."""
-    name, at, pinned = feature.partition("@")
-    if not at:
-        return feature, version
-    if version is not None and version != pinned:
-        raise DefinitionError(f"{feature!r} names version {pinned!r}, but version {version!r} was asked for")
-    return name, pinned
 
 
 def _stored_state(record: ValueRecord, detail: str = "") -> FeatureState:

@@ -20,12 +20,13 @@ from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
-from mediamesh.features.errors import BackendUnavailableError, MediameshError
+from mediamesh.features.errors import BackendUnavailableError, DefinitionError
 from mediamesh.features.processes import alive
 from mediamesh.store import schema
 
 __all__ = [
     "APP_ROLE",
+    "DATABASE_HINT",
     "EMBEDDED_DATABASE",
     "OWNER_ROLE",
     "DatabaseRoles",
@@ -33,6 +34,7 @@ __all__ = [
     "SchemaOutOfDateError",
     "check_schema",
     "create_engine",
+    "describe_url",
     "embedded_database",
     "embedded_database_url",
     "ensure_roles",
@@ -50,14 +52,15 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant will do: concurrent first starts serialise their migrations on this advisory lock.
 _MIGRATION_LOCK = 0x6D6D657368
 _servers: dict[Path, object] = {}
+DATABASE_HINT = "start it (or check MEDIAMESH_DATABASE_URL), then run again"
 _servers_lock = threading.Lock()
 
 
-class SchemaOutOfDateError(MediameshError):
+class SchemaOutOfDateError(DefinitionError):
     """The database's schema is not the one this mediamesh needs; ``mediamesh migrate`` (as the owner) fixes it."""
 
 
-class DatabaseSettingsError(MediameshError):
+class DatabaseSettingsError(DefinitionError):
     """The database settings contradict each other; the message says which to set."""
 
 
@@ -200,24 +203,23 @@ def create_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    where = _describe_url(parsed)
+    where = describe_url(parsed)
 
     @sa.event.listens_for(engine, "handle_error")
     def unreachable(context: sa.engine.ExceptionContext) -> None:
-        # A refused or dropped connection is the server's state, not a bug: one line that says what to do,
-        # raised in place of SQLAlchemy's error (which would otherwise surface as a long traceback).
+        # A refused or dropped connection, a server shutting down, a cancelled statement: the server's state,
+        # not a bug. One line that says what to do, raised in place of SQLAlchemy's error (which would otherwise
+        # surface as a long traceback), and an UnavailableError, so callers know trying again can help.
         original = context.original_exception
-        if isinstance(original, psycopg.OperationalError) and (context.is_disconnect or context.connection is None):
+        if isinstance(original, psycopg.OperationalError):
             lines = str(original).strip().splitlines()
             reason = lines[0].rsplit(": ", 1)[-1].strip() if lines else type(original).__name__
-            raise BackendUnavailableError(
-                "database", where, reason, "start it (or check MEDIAMESH_DATABASE_URL), then run again"
-            ) from original
+            raise BackendUnavailableError("database", where, reason, DATABASE_HINT) from original
 
     return engine
 
 
-def _describe_url(url: sa.engine.URL) -> str:
+def describe_url(url: sa.engine.URL) -> str:
     """The server and database a URL names, without credentials; a socket folder stands for its host."""
     host = url.host or str(url.query.get("host", "localhost"))
     return f"postgresql://{host}{f':{url.port}' if url.port else ''}/{url.database or ''}"
@@ -294,7 +296,7 @@ def schema_revision(engine: Engine) -> str | None:
             return None
         if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
             raise SchemaOutOfDateError(
-                f"the role {engine.url.username} may not read the schema of the database {_describe_url(engine.url)}: "
+                f"the role {engine.url.username} may not read the schema of the database {describe_url(engine.url)}: "
                 "run `mediamesh migrate`, which grants it its privileges"
             ) from None
         raise
@@ -306,7 +308,7 @@ def check_schema(engine: Engine) -> None:
     current, head = schema_revision(engine), head_revision()
     if current == head:
         return
-    where = _describe_url(engine.url)
+    where = describe_url(engine.url)
     if current is None:
         raise SchemaOutOfDateError(f"the database {where} has no mediamesh schema yet: run `mediamesh migrate`")
     if current in _revisions():

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
 
-from mediamesh.features.errors import MediameshError
+from mediamesh.features.errors import DefinitionError
 from mediamesh.features.processes import tag_alive
 
 __all__ = ["EMBEDDED", "HOME_FILE", "STACK_FILE", "HomeMismatchError", "HomeStores", "running_stack"]
@@ -29,7 +29,7 @@ STACK_FILE = "stack.json"
 EMBEDDED = "embedded"
 
 
-class HomeMismatchError(MediameshError):
+class HomeMismatchError(DefinitionError):
     """A command's object store or database is not the one its home was created with; retrying cannot help."""
 
 

@@ -13,7 +13,8 @@ import pytest
 import typer
 import yaml
 
-from mediamesh.orchestrator.execution.workers import PoolSettings, compute_values
+from mediamesh.orchestrator.execution.dispatch import PoolSettings
+from mediamesh.orchestrator.execution.workers import compute_values
 from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.interfaces.cli import app
 from mediamesh.store import StoreSettings

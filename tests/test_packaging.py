@@ -34,7 +34,7 @@ def test_the_wheel_installs_only_mediamesh_with_its_data_and_py_typed(tmp_path: 
         "mediamesh/py.typed",
         "mediamesh/__init__.py",
         "mediamesh/features/spec.py",
-        "mediamesh/orchestrator/interfaces/cli.py",
+        "mediamesh/orchestrator/interfaces/cli/__init__.py",
         "mediamesh/store/migrations/env.py",
         "mediamesh/orchestrator/samples/testvideo.mp4",
     ):

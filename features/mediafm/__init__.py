@@ -1,10 +1,13 @@
 """MediaFM: contextual shot embeddings from a title's fused shot vectors, trained by masked shot modeling.
 
-Pure PyTorch and NumPy: the model (:mod:`.model`), masking and loss (:mod:`.masking`), training and
-checkpoints (:mod:`.training`), whole-title inference in overlapping windows (:mod:`.inference`),
+Pure PyTorch and NumPy: the model (:mod:`.model`), masking and loss (:mod:`.masking`), training
+options (:mod:`.options`), batches (:mod:`.data`), training (:mod:`.training`), checkpoints
+(:mod:`.checkpoint`), whole-title inference in overlapping windows (:mod:`.inference`),
 evaluation (:mod:`.evaluation`) and a synthetic catalogue with scene structure (:mod:`.synthetic`).
 """
 
+from mediamesh.features.mediafm.checkpoint import Checkpoint
+from mediamesh.features.mediafm.data import TitleSequence
 from mediamesh.features.mediafm.evaluation import (
     ProbeMetrics,
     RetrievalMetrics,
@@ -16,13 +19,11 @@ from mediamesh.features.mediafm.evaluation import (
 from mediamesh.features.mediafm.inference import embed_title, plan_windows
 from mediamesh.features.mediafm.masking import choose_masked, mask_count, masked_cosine_loss
 from mediamesh.features.mediafm.model import PRESETS, MediaFM, MediaFMConfig, MediaFMOutput, config_preset
+from mediamesh.features.mediafm.options import DEFAULT_STEPS, OPTIMIZERS, OptimizerKind, TrainOptions
 from mediamesh.features.mediafm.synthetic import synthetic_catalogue
 from mediamesh.features.mediafm.training import (
-    Checkpoint,
     HistoryPoint,
-    OptimizerKind,
     StepReport,
-    TitleSequence,
     TrainResult,
     make_optimizers,
     split_parameters,
@@ -30,6 +31,8 @@ from mediamesh.features.mediafm.training import (
 )
 
 __all__ = [
+    "DEFAULT_STEPS",
+    "OPTIMIZERS",
     "PRESETS",
     "Checkpoint",
     "HistoryPoint",
@@ -41,6 +44,7 @@ __all__ = [
     "RetrievalMetrics",
     "StepReport",
     "TitleSequence",
+    "TrainOptions",
     "TrainResult",
     "choose_masked",
     "config_preset",

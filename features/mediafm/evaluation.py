@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from mediamesh.features.errors import did_you_mean
+from mediamesh.features.mediafm.data import TitleSequence
 from mediamesh.features.mediafm.inference import plan_windows
 from mediamesh.features.mediafm.model import MediaFM, autocast, eval_mode
-from mediamesh.features.mediafm.training import TitleSequence
 
 __all__ = [
     "ProbeMetrics",

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mediamesh.features.mediafm.training import TitleSequence
+from mediamesh.features.mediafm.data import TitleSequence
 
 __all__ = ["synthetic_catalogue"]
 

@@ -53,16 +53,19 @@ class AssetReport:
     computed: int = 0
     reused: int = 0
     failed: int = 0
+    queued: int = 0
     errors: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RunReport:
-    """What a run did per asset; ``outage`` is set when the database or object store went away during it."""
+    """What a run did per asset (``queued``: handed to the work pools); ``done`` the keys stored when it ended;
+    ``outage`` is set when the database or object store went away during it."""
 
     run_id: str
     assets: dict[str, AssetReport]
     outage: BackendUnavailableError | None = None
+    done: frozenset[str] = frozenset()
 
     @property
     def computed(self) -> int:
@@ -75,6 +78,10 @@ class RunReport:
     @property
     def failed(self) -> int:
         return sum(a.failed for a in self.assets.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(a.queued for a in self.assets.values())
 
 
 def worker_id() -> str:
@@ -102,13 +109,14 @@ def execute(
         assets[v.asset].reused += 1
     store.record_features(_catalogued(s) for s in registry.values())
     store.start_run(run_id, trigger, planned=len(plan.missing))
-    outcomes: dict[str, tuple[str, BaseException | None]] = {}
+    outcomes: dict[str, tuple[str, Exception | None]] = {}
     if progress is not None:
         progress.planned(len(plan.missing))
     if plan.missing:
         task_runner = _Runner(store, registry, run_id, dict(names or {}), progress)
         outcomes = task_runner.run(plan, trigger=trigger, api_url=api_url, max_workers=max_workers)
-    run = RunReport(run_id, assets)
+    done = {k for k, (outcome, _) in outcomes.items() if outcome in (COMPUTED, REUSED)}
+    run = RunReport(run_id, assets, done=frozenset(done))
     for v in plan.missing:
         outcome, error = outcomes.get(v.key, (SKIPPED, None))
         report = assets[v.asset]
@@ -144,7 +152,7 @@ class _Runner:
 
     def run(
         self, plan: Plan, *, trigger: str, api_url: str | None, max_workers: int | None
-    ) -> dict[str, tuple[str, BaseException | None]]:
+    ) -> dict[str, tuple[str, Exception | None]]:
         from prefect import flow, task
         from prefect.cache_policies import NO_CACHE
         from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -170,13 +178,13 @@ class _Runner:
             persist_result=False,
             log_prints=False,
         )
-        def mediamesh_run() -> dict[str, tuple[str, BaseException | None]]:
+        def mediamesh_run() -> dict[str, tuple[str, Exception | None]]:
             futures: dict[str, Any] = {}
             for value in plan.missing:
                 upstream = [futures[k] for k in value.upstream_keys if k in futures]
                 named = compute.with_options(task_run_name=f"{value.ref} {value.asset[:12]}")
                 futures[value.key] = named.submit(value, wait_for=upstream)
-            results: dict[str, tuple[str, BaseException | None]] = {}
+            results: dict[str, tuple[str, Exception | None]] = {}
             for key, future in futures.items():
                 future.wait()
                 state = future.state
@@ -201,7 +209,7 @@ class _Runner:
             self.progress.started(value)
         try:
             outcome = self._compute(value)
-        except BaseException:
+        except Exception:
             if self.progress is not None:
                 self.progress.finished(value, FAILED)
             raise
@@ -220,7 +228,7 @@ class _Runner:
             try:
                 inputs = [self._load(value, name, key) for name, key in value.inputs]
                 result = spec.fn(*inputs, **spec.params)
-            except BaseException as exc:
+            except Exception as exc:  # a Ctrl-C is no failed attempt: it ends the run, recording nothing
                 error = _as_execution_error(exc, value)
                 self.store.record_attempt(
                     value_key=value.key,
@@ -228,6 +236,7 @@ class _Runner:
                     feature=spec.name,
                     version=spec.version,
                     error=error,
+                    retryable=error.retryable,
                     worker=self.worker,
                     started_at=started,
                     run_id=self.run_id,
@@ -278,7 +287,7 @@ def new_value(value: PlannedValue, *, started: datetime, worker: str, device: st
     )
 
 
-def _as_execution_error(exc: BaseException, value: PlannedValue) -> MediameshError:
+def _as_execution_error(exc: Exception, value: PlannedValue) -> MediameshError:
     """Our own errors gain the feature and asset they happened in; anything else is wrapped."""
     if isinstance(exc, BackendUnavailableError):
         return exc  # about the backend, not this value: the same line for every value it stops
@@ -310,7 +319,7 @@ def _discard_scratch(result: Any) -> None:
         shutil.rmtree(result.path.parent, ignore_errors=True)
 
 
-def _one_line(error: BaseException | None) -> str:
+def _one_line(error: Exception | None) -> str:
     if error is None:
         return "failed"
     text = str(error).strip().splitlines()

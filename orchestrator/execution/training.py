@@ -14,11 +14,11 @@ import numpy as np
 from mediamesh.features.errors import NotFoundError
 from mediamesh.features.mediafm import (
     Checkpoint,
-    OptimizerKind,
     ProbeMetrics,
     RetrievalMetrics,
     StepReport,
     TitleSequence,
+    TrainOptions,
     config_preset,
     embed_title,
     labels_from_rows,
@@ -89,16 +89,15 @@ def split(titles: Sequence[TitleSequence], val_fraction: float) -> tuple[list[Ti
 
 def train_mediafm(
     mesh: Mesh,
+    options: TrainOptions | None = None,
     *,
     config: str = "small",
-    steps: int | None = None,
-    epochs: int | None = None,
-    optimizer: OptimizerKind = "muon",
     val_fraction: float = 0.2,
-    seed: int = 0,
     on_step: Callable[[StepReport], None] | None = None,
 ) -> tuple[ArtefactRecord, dict[str, Any]]:
-    """Train MediaFM on the stored catalogue and store the checkpoint as a ``mediafm`` artefact."""
+    """Train MediaFM (the ``config`` preset) as ``options`` say on the stored catalogue, holding out about
+    ``val_fraction`` of the titles, and store the checkpoint as a ``mediafm`` artefact."""
+    options = options or TrainOptions()
     catalogue = gather_catalogue(mesh)
     if not catalogue.titles:
         raise CatalogueError("no title has a stored fused value yet: ingest some videos first")
@@ -106,25 +105,13 @@ def train_mediafm(
     first = catalogue.titles[0]
     title_dim = next((t.title.shape[0] for t in catalogue.titles if t.title is not None), _text_dim())
     model_config = config_preset(config, fused_dim=first.fused.shape[1], title_dim=title_dim)
-    if steps is None and epochs is None:
-        steps = 300
-    result = train(
-        train_titles,
-        val_titles,
-        model_config,
-        steps=steps,
-        epochs=epochs,
-        optimizer=optimizer,
-        seed=seed,
-        device=device(),
-        on_step=on_step,
-    )
+    result = train(train_titles, val_titles, model_config, options, device=device(), on_step=on_step)
     meta = {
         "config": config,
         "model": model_config.to_dict(),
-        "optimizer": optimizer,
+        "optimizer": options.optimizer,
         "steps": result.checkpoint.step,
-        "seed": seed,
+        "seed": options.seed,
         "data_fingerprint": catalogue.fingerprint,
         "train_assets": [t.asset for t in train_titles],
         "val_assets": [t.asset for t in val_titles],

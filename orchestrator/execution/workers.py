@@ -10,10 +10,12 @@ with no other call.
 
 Submitting is idempotent for ``MEDIAMESH_DISPATCH_WINDOW_S`` seconds: the same stage announced again
 within the window is the same flow run (a Prefect idempotency key). After the window a repeat makes a run
-that finds everything stored or claimed and does nothing. Values that already failed are left alone
-(``mediamesh backfill`` retries them); values another worker holds the claim of are left to it. A worker
+that finds everything stored or claimed and does nothing. Values that failed for good are left alone
+(``mediamesh backfill`` retries them; a failure retrying can help with is handed out again); values another
+worker holds the claim of are left to it. A worker
 killed mid-value holds nothing any more (the claim is a Postgres session lock), so the next dispatch of
-that asset (``mediamesh watch`` reconciles periodically) hands the value to another worker.
+that asset (``mediamesh watch`` reconciles periodically) hands the value to another worker. What a pool may
+compute now, and what no dispatch hands out, are ``dispatch.runnable`` and ``dispatch.held_back``.
 """
 
 from __future__ import annotations
@@ -27,60 +29,35 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Collection, Sequence
-from typing import Any, Literal
+from collections.abc import Collection
+from typing import Any
 
 from prefect import flow
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mediamesh.features.errors import MediameshError, UnavailableError
 from mediamesh.features.processes import bind_to_parent
-from mediamesh.features.spec import FeatureSpec
+from mediamesh.orchestrator.execution.dispatch import POOLS, Pool, PoolSettings, held_back, runnable, stage_plan
 from mediamesh.orchestrator.execution.engine import execute
-from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, plan
+from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.orchestrator.services.prefect_server import prefect_api_url
-from mediamesh.store import Store
 
 __all__ = [
     "FLOW_NAME",
-    "POOLS",
-    "PoolSettings",
+    "PoolError",
     "Submitted",
     "compute_values",
     "ensure_deployments",
-    "pool_of",
+    "ensure_pools",
     "run_worker",
-    "stage",
     "submit_stages",
     "wait_for_workers",
 ]
 
 log = logging.getLogger("mediamesh.workers")
 
-Pool = Literal["cpu", "gpu"]
-POOLS: tuple[Pool, ...] = ("cpu", "gpu")
 FLOW_NAME = "mediamesh-compute"
 ENTRYPOINT = "mediamesh.orchestrator.execution.workers.compute_values"
-
-
-class PoolSettings(BaseSettings):
-    """Where work goes, from ``MEDIAMESH_*`` variables."""
-
-    model_config = SettingsConfigDict(env_prefix="MEDIAMESH_", extra="ignore")
-
-    execution: Literal["local", "pools"] = Field(
-        default="local", description="local: compute in the process that asks; pools: submit to the work pools."
-    )
-    cpu_pool: str = Field(default="mediamesh-cpu", description="The Prefect work pool of CPU workers.")
-    gpu_pool: str = Field(default="mediamesh-gpu", description="The Prefect work pool of GPU workers.")
-    dispatch_window_s: float = Field(default=30.0, gt=0, description="Repeats of a stage within this are one run.")
-    worker_name: str | None = Field(default=None, description="Set by `mediamesh worker` for its flow runs.")
-    worker_threads: int = Field(default=1, ge=1, description="Values a flow run computes at once.")
-
-    def pool_name(self, pool: Pool) -> str:
-        return self.gpu_pool if pool == "gpu" else self.cpu_pool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,56 +74,25 @@ class PoolError(UnavailableError):
     """The Prefect API refused or could not be reached."""
 
 
-def pool_of(spec: FeatureSpec) -> Pool:
-    return "gpu" if spec.resources == "gpu" else "cpu"
-
-
-def stage(the_plan: Plan, asset: str, pool: Pool, leave: Collection[str] = ()) -> tuple[PlannedValue, ...]:
-    """What ``pool`` can compute of ``asset`` now: missing values of its kind whose upstream values (inputs
-    and media gate) are stored or come earlier in the stage, except the keys in ``leave`` (failed, or
-    claimed by a live worker)."""
-    ready = set(the_plan.stored)
-    out: list[PlannedValue] = []
-    for value in the_plan.missing:  # dependency order
-        if value.asset != asset or value.key in leave or pool_of(value.spec) != pool:
-            continue
-        if all(k in ready for k in value.upstream_keys):
-            out.append(value)
-            ready.add(value.key)
-    return tuple(out)
-
-
-def keys_to_leave(store: Store, assets: Sequence[str]) -> set[str]:
-    """Keys a dispatch must not hand out: values that failed, and values a live worker holds the claim of."""
-    leave: set[str] = set()
-    for asset in assets:
-        leave.update(a.value_key for a in store.attempts_for(asset))
-        leave.update(c["value_key"] for c in store.live_claims(asset))
-    return leave
-
-
 def submit_stages(
     mesh: Mesh,
-    assets: Sequence[str],
+    the_plan: Plan,
     *,
     trigger: str,
     pools: Collection[Pool] = POOLS,
     settings: PoolSettings | None = None,
 ) -> list[Submitted]:
-    """Hand each asset's ready stages to the pools; the flow runs made (or found, within the window)."""
+    """Hand each planned asset's runnable stages to the pools; the flow runs made (or found, within the window)."""
     settings = settings or PoolSettings()
-    assets = list(dict.fromkeys(assets))
-    if not assets:
-        return []
-    the_plan = plan(mesh.store, mesh.registry, assets, mesh.default_targets())
     if not the_plan.missing:
         return []
-    leave = keys_to_leave(mesh.store, assets)
+    assets = list(dict.fromkeys(v.asset for v in the_plan.missing))
+    leave = held_back(mesh.store, assets)
     wanted = [
         (asset, pool, todo)
         for asset in assets
         for pool in POOLS
-        if pool in pools and (todo := stage(the_plan, asset, pool, leave))
+        if pool in pools and (todo := runnable(the_plan, asset, pool, leave))
     ]
     if not wanted:
         return []
@@ -179,6 +125,14 @@ def submit_stages(
 _ensured: dict[tuple[str, str, str], dict[Pool, Any]] = {}
 # Concurrent requests (50 duplicate events at once) would each upsert the same deployments; one does it.
 _ensuring = threading.Lock()
+
+
+def ensure_pools(settings: PoolSettings | None = None) -> dict[Pool, Any]:
+    """Create the work pools and their deployments at ``PREFECT_API_URL``, unless they exist."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return ensure_deployments(client, settings)
 
 
 def ensure_deployments(client: Any, settings: PoolSettings | None = None) -> dict[Pool, Any]:
@@ -229,16 +183,18 @@ def compute_values(asset: str, pool: Pool = "cpu", trigger: str = "dispatch") ->
     settings = PoolSettings()
     with Mesh.open() as mesh:
         the_plan = plan(mesh.store, mesh.registry, [asset], mesh.default_targets())
-        todo = stage(the_plan, asset, pool, {a.value_key for a in mesh.store.attempts_for(asset)})
+        todo = runnable(the_plan, asset, pool, held_back(mesh.store, [asset]))
         report = execute(
             mesh.store,
             mesh.registry,
-            dataclasses.replace(the_plan, missing=todo),
+            stage_plan(the_plan, todo),
             trigger=f"{trigger}-{pool}",
             max_workers=settings.worker_threads,
         )
-        # What this stage stored may let either pool go on (a failure leaves its dependents alone).
-        following = submit_stages(mesh, [asset], trigger=trigger, settings=settings)
+        # What this stage stored may let either pool go on (a failure leaves its dependents alone); the
+        # same plan, with what is stored now, says what.
+        after = dataclasses.replace(the_plan, stored=the_plan.stored | report.done)
+        following = submit_stages(mesh, after, trigger=trigger, settings=settings)
     for s in following:
         log.info("handed %d value(s) of %s to the %s pool", s.values, asset[:12], s.pool)
     return {"computed": report.computed, "reused": report.reused, "failed": report.failed}

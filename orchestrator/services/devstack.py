@@ -238,7 +238,8 @@ class DevStack:
         raise StackError(f"{name} did not answer {url} within {READY_TIMEOUT_S:.0f} s\n{self._tail(name)}")
 
     def _wait_workers(self, prefect: str) -> None:
-        from mediamesh.orchestrator.execution.workers import PoolSettings, wait_for_workers
+        from mediamesh.orchestrator.execution.dispatch import PoolSettings
+        from mediamesh.orchestrator.execution.workers import wait_for_workers
 
         pools = PoolSettings()
         wanted: dict[str, set[str] | int] = {pools.cpu_pool: {"dev-stack-cpu"}, pools.gpu_pool: {"dev-stack-gpu"}}

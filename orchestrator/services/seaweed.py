@@ -26,13 +26,11 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import urllib3
-from minio import Minio
-
 from mediamesh.features.errors import UnavailableError
 from mediamesh.features.processes import die_with_parent
 from mediamesh.orchestrator.services.lifecycle import write_private
 from mediamesh.orchestrator.services.ports import free_ports
+from mediamesh.store.s3 import S3Client, ensure_buckets, s3_client
 
 __all__ = ["S3Endpoint", "ServiceError", "Webhook", "seaweed_s3"]
 
@@ -98,13 +96,16 @@ class S3Endpoint:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
-    def client(self, http_client: urllib3.PoolManager | None = None) -> Minio:
-        return Minio(
+    def client(self, *, timeout_s: float | None = None, retries: int = 5) -> S3Client:
+        """A client for this endpoint; ``timeout_s``, when given, bounds both connecting and each read."""
+        connect_s, read_s = (10.0, 300.0) if timeout_s is None else (timeout_s, timeout_s)
+        return s3_client(
             self.endpoint,
             access_key=self.access_key,
             secret_key=self.secret_key,
-            secure=False,
-            http_client=http_client,
+            connect_timeout_s=connect_s,
+            read_timeout_s=read_s,
+            retries=retries,
         )
 
 
@@ -153,10 +154,7 @@ def _serve(
         process, log_start = _launch(_weed_command(weed, workdir, config, ports), workdir, log_path)
         try:
             _wait_until_ready(process, service, log_path, log_start, ready_timeout)
-            client = service.client()
-            for bucket in buckets:
-                if not client.bucket_exists(bucket):
-                    client.make_bucket(bucket)
+            ensure_buckets(service.client(), buckets)
         except _PortTaken:
             _stop(process, ports.values(), log_path)
             continue
@@ -265,7 +263,7 @@ def _wait_until_ready(
 ) -> None:
     # Listing buckets with the configured key pair proves the S3 gateway, its filer and IAM are all up.
     # Each probe is a single quick request: the SDK's own retries would overshoot the deadline.
-    client = service.client(urllib3.PoolManager(timeout=urllib3.Timeout(2.0), retries=urllib3.Retry(total=0)))
+    client = service.client(timeout_s=2.0, retries=0)
     started = time.monotonic()
     last_error: Exception | None = None
     while time.monotonic() - started < timeout:

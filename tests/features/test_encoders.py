@@ -120,10 +120,13 @@ def test_video_duplicates_copy_their_representative_row_exactly(
     assert not np.allclose(data[2], alone[2])
 
 
-def test_video_batched_equals_one_frame_at_a_time(tiny_encoders: TinyModels, clips: Callable[[str], Clip]) -> None:
+def test_video_batched_equals_one_frame_at_a_time(
+    tiny_encoders: TinyModels, clips: Callable[[str], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
     media, table = clips("testvideo.mp4")
-    batched = video_embedding(media, table, no_dups(table), batch_size=64).data
-    single = video_embedding(media, table, no_dups(table), batch_size=1).data
+    batched = video_embedding(media, table, no_dups(table)).data
+    monkeypatch.setenv("MEDIAMESH_VIDEO_BATCH", "1")
+    single = video_embedding(media, table, no_dups(table)).data
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
@@ -215,12 +218,15 @@ def test_a_dedup_map_of_another_shot_table_is_an_error(tiny_encoders: TinyModels
         video_embedding(media, table, DedupMap((0, 5, 2, 3, 4, 5, 6), method="test"))
 
 
-def test_params_must_be_positive(tiny_encoders: TinyModels, clips: Callable[[str], Clip]) -> None:
+def test_params_and_batch_sizes_must_be_positive(
+    tiny_encoders: TinyModels, clips: Callable[[str], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
     media, table = clips("testvideo.mp4")
     with pytest.raises(ValueError, match="frames_per_shot must be at least 1, got 0"):
         video_embedding(media, table, no_dups(table), frames_per_shot=0)
-    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
-        audio_embedding(media, table, no_dups(table), batch_size=0)
+    monkeypatch.setenv("MEDIAMESH_AUDIO_BATCH", "0")
+    with pytest.raises(ValueError, match="MEDIAMESH_AUDIO_BATCH must be a whole number at least 1, got '0'"):
+        audio_embedding(media, table, no_dups(table))
 
 
 # audio
@@ -246,10 +252,13 @@ def test_audio_of_a_title_without_audio_is_zeros(tiny_encoders: TinyModels, clip
     assert value.meta["audio"] == "absent"
 
 
-def test_audio_batched_equals_one_shot_at_a_time(tiny_encoders: TinyModels, clips: Callable[[str], Clip]) -> None:
+def test_audio_batched_equals_one_shot_at_a_time(
+    tiny_encoders: TinyModels, clips: Callable[[str], Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
     media, table = clips("issue-134-rotate.mp4")
-    batched = audio_embedding(media, table, no_dups(table), batch_size=16).data
-    single = audio_embedding(media, table, no_dups(table), batch_size=1).data
+    batched = audio_embedding(media, table, no_dups(table)).data
+    monkeypatch.setenv("MEDIAMESH_AUDIO_BATCH", "1")
+    single = audio_embedding(media, table, no_dups(table)).data
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
@@ -259,9 +268,10 @@ def test_group_normalised_wav2vec2_takes_one_shot_at_a_time(
     # wav2vec2-base normalises its first layer over the whole clip, so padding would change a shot's vector.
     monkeypatch.setenv("MEDIAMESH_AUDIO_MODEL", str(tiny_encoders.wav2vec2_group))
     media, table = clips("issue-134-rotate.mp4")
-    batched = audio_embedding(media, table, no_dups(table), batch_size=16).data
-    single = audio_embedding(media, table, no_dups(table), batch_size=1).data
+    batched = audio_embedding(media, table, no_dups(table)).data
     assert_value(audio_embedding(media, table, no_dups(table)), (3, 32))
+    monkeypatch.setenv("MEDIAMESH_AUDIO_BATCH", "1")
+    single = audio_embedding(media, table, no_dups(table)).data
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
@@ -366,10 +376,11 @@ def test_text_embedding_is_the_sentence_embedding_of_the_shot_text(tiny_encoders
     np.testing.assert_allclose(value.data[3], expected[0], atol=1e-5)
 
 
-def test_text_batched_equals_one_by_one(tiny_encoders: TinyModels) -> None:
+def test_text_batched_equals_one_by_one(tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [f"shot {i}: {'a much longer line of dialogue ' * (i % 4)}the end" for i in range(9)]
-    batched = text_embedding(timed([*texts, None]), batch_size=64).data
-    single = text_embedding(timed([*texts, None]), batch_size=1).data
+    batched = text_embedding(timed([*texts, None])).data
+    monkeypatch.setenv("MEDIAMESH_TEXT_BATCH", "1")
+    single = text_embedding(timed([*texts, None])).data
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
@@ -388,14 +399,14 @@ def test_text_in_the_lite_set_is_still_minilm(lite_encoders: TinyModels) -> None
 
 def test_encoders_are_gpu_features_with_a_model() -> None:
     for fn, inputs, params in [
-        (video_embedding, ("encode", "shots", "dedup"), {"frames_per_shot": 4, "batch_size": 64}),
-        (audio_embedding, ("encode", "shots", "dedup"), {"batch_size": 16}),
-        (text_embedding, ("timed_text",), {"batch_size": 64}),
+        (video_embedding, ("encode", "shots", "dedup"), {"frames_per_shot": 4}),
+        (audio_embedding, ("encode", "shots", "dedup"), {}),
+        (text_embedding, ("timed_text",), {}),
     ]:
         spec = spec_of(fn)
         assert spec is not None
         assert (spec.ref, spec.resources, spec.input_names, dict(spec.params)) == (
-            f"{fn.__name__}@1",
+            f"{fn.__name__}@2",
             "gpu",
             inputs,
             params,

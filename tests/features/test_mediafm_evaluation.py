@@ -11,6 +11,7 @@ from mediamesh.features.mediafm import (
     MediaFMConfig,
     RetrievalMetrics,
     TitleSequence,
+    TrainOptions,
     labels_from_rows,
     linear_probe,
     masked_shot_retrieval,
@@ -33,7 +34,7 @@ def test_a_trained_model_retrieves_masked_shots_better_than_their_neighbours() -
     # Held-out titles, some longer than max_shots: those are masked in windows.
     held_out = synthetic_catalogue(8, FUSED, seed=2, title_dim=TITLE)
     assert max(len(t) for t in held_out) > config.max_shots
-    model = train(train_titles, [], config, steps=200, lr=3e-3, muon_lr=0.05, seed=0, device="cpu").model
+    model = train(train_titles, [], config, TrainOptions(steps=200, lr=3e-3, muon_lr=0.05, seed=0), device="cpu").model
     found = masked_shot_retrieval(model, held_out)
     baseline = neighbour_baseline(held_out)
     assert found.n == baseline.n == sum(len(t) for t in held_out)

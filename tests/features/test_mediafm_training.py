@@ -3,17 +3,22 @@ AdamW, checkpoints and resuming."""
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from mediamesh.features.errors import DefinitionError
 from mediamesh.features.mediafm import (
+    DEFAULT_STEPS,
     Checkpoint,
     MediaFM,
     MediaFMConfig,
     StepReport,
     TitleSequence,
+    TrainOptions,
     TrainResult,
     embed_title,
     make_optimizers,
@@ -40,7 +45,11 @@ def runs(catalogue: tuple[list[TitleSequence], list[TitleSequence]]) -> dict[str
     train_titles, val_titles = catalogue
     return {
         kind: train(
-            train_titles, val_titles, TINY, steps=200, lr=3e-3, muon_lr=0.05, optimizer=kind, seed=0, device="cpu"
+            train_titles,
+            val_titles,
+            TINY,
+            TrainOptions(steps=200, lr=3e-3, muon_lr=0.05, optimizer=kind, seed=0),
+            device="cpu",
         )
         for kind in ("muon", "adamw")
     }
@@ -85,7 +94,7 @@ def test_muon_gets_exactly_the_hidden_matrices_of_the_blocks() -> None:
 
 def test_the_optimizers_hold_every_trainable_parameter_once() -> None:
     model = MediaFM(MICRO)
-    muon, adamw = make_optimizers(model, "muon", lr=1e-3, muon_lr=0.02, weight_decay=0.1)
+    muon, adamw = make_optimizers(model, TrainOptions(optimizer="muon", lr=1e-3, muon_lr=0.02, weight_decay=0.1))
     assert isinstance(muon, torch.optim.Muon)
     assert isinstance(adamw, torch.optim.AdamW)
     in_muon = [id(p) for group in muon.param_groups for p in group["params"]]
@@ -100,14 +109,12 @@ def test_the_optimizers_hold_every_trainable_parameter_once() -> None:
 
 def test_the_adamw_ablation_gives_everything_to_adamw() -> None:
     model = MediaFM(MICRO)
-    (adamw,) = make_optimizers(model, "adamw")
+    (adamw,) = make_optimizers(model, TrainOptions(optimizer="adamw"))
     assert isinstance(adamw, torch.optim.AdamW)
     held = [id(p) for group in adamw.param_groups for p in group["params"]]
     assert sorted(held) == sorted(id(p) for p in model.parameters())
     decayed = {id(p) for group in adamw.param_groups if group["weight_decay"] > 0 for p in group["params"]}
     assert decayed == {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    with pytest.raises(ValueError, match="'muon' or 'adamw', got 'sgd'"):
-        make_optimizers(model, "sgd")  # type: ignore[arg-type]
 
 
 # training
@@ -133,9 +140,10 @@ def test_muon_and_the_adamw_ablation_both_train(runs: dict[str, TrainResult]) ->
 
 
 def test_training_is_deterministic_on_cpu(micro_titles: list[TitleSequence]) -> None:
-    a = train(micro_titles, micro_titles[:2], MICRO, steps=4, batch_size=3, seed=5, device="cpu")
-    b = train(micro_titles, micro_titles[:2], MICRO, steps=4, batch_size=3, seed=5, device="cpu")
-    c = train(micro_titles, micro_titles[:2], MICRO, steps=4, batch_size=3, seed=6, device="cpu")
+    options = TrainOptions(steps=4, batch_size=3, seed=5)
+    a = train(micro_titles, micro_titles[:2], MICRO, options, device="cpu")
+    b = train(micro_titles, micro_titles[:2], MICRO, options, device="cpu")
+    c = train(micro_titles, micro_titles[:2], MICRO, replace(options, seed=6), device="cpu")
     for name, value in a.checkpoint.model_state.items():
         assert torch.equal(value, b.checkpoint.model_state[name]), name
     assert not torch.equal(a.checkpoint.model_state["input_proj.weight"], c.checkpoint.model_state["input_proj.weight"])
@@ -144,7 +152,8 @@ def test_training_is_deterministic_on_cpu(micro_titles: list[TitleSequence]) -> 
 
 def test_the_learning_rate_warms_up_then_decays(micro_titles: list[TitleSequence]) -> None:
     reports: list[StepReport] = []
-    train(micro_titles, [], MICRO, steps=20, warmup=5, batch_size=4, lr=1e-3, device="cpu", on_step=reports.append)
+    options = TrainOptions(steps=20, warmup=5, batch_size=4, lr=1e-3)
+    train(micro_titles, [], MICRO, options, device="cpu", on_step=reports.append)
     lrs = [r.lr for r in reports]
     assert [r.step for r in reports] == list(range(1, 21))
     assert lrs[3] == pytest.approx(1e-3)  # after 4 steps: warm-up step 5 of 5
@@ -155,29 +164,46 @@ def test_the_learning_rate_warms_up_then_decays(micro_titles: list[TitleSequence
 
 
 def test_epochs_count_passes_over_the_titles(micro_titles: list[TitleSequence]) -> None:
-    result = train(micro_titles, [], MICRO, epochs=2, batch_size=3, device="cpu")
+    result = train(micro_titles, [], MICRO, TrainOptions(epochs=2, batch_size=3), device="cpu")
     assert result.checkpoint.step == 2 * 3  # 8 titles in batches of 3: 3 steps an epoch
-    with pytest.raises(ValueError, match="exactly one of steps and epochs"):
-        train(micro_titles, [], MICRO, steps=2, epochs=1)
-    with pytest.raises(ValueError, match="exactly one of steps and epochs"):
-        train(micro_titles, [], MICRO)
+    assert TrainOptions().total_steps(3) == DEFAULT_STEPS == 300
+
+
+def test_bad_options_are_definition_errors_naming_the_option() -> None:
+    with pytest.raises(DefinitionError, match="at most one of steps and epochs, got steps=2, epochs=1"):
+        TrainOptions(steps=2, epochs=1)
+    with pytest.raises(DefinitionError, match="optimizer must be 'muon' or 'adamw', got 'sgd'"):
+        TrainOptions(optimizer="sgd")  # type: ignore[arg-type]
+    with pytest.raises(DefinitionError, match="batch_size must be at least 1, got 0"):
+        replace(TrainOptions(), batch_size=0)
+    with pytest.raises(DefinitionError, match="steps must be at least 1, got 0"):
+        TrainOptions(steps=0)
+    with pytest.raises(DefinitionError, match="warmup must be at least 0, got -1"):
+        TrainOptions(warmup=-1)
+    with pytest.raises(DefinitionError, match="eval_every must be at least 1, got 0"):
+        TrainOptions(eval_every=0)
+    with pytest.raises(DefinitionError, match=r"mask_ratio must be in \(0, 1\], got 1.5"):
+        TrainOptions(mask_ratio=1.5)
+    with pytest.raises(DefinitionError, match="lr and muon_lr must be positive"):
+        TrainOptions(lr=0.0)
+    assert all(field.metadata["help"] for field in fields(TrainOptions))
 
 
 def test_titles_of_the_wrong_shape_are_named(micro_titles: list[TitleSequence]) -> None:
     wrong = TitleSequence("odd-one", np.zeros((5, 15), np.float32))
     # A training title is checked when a batch draws it: one batch of all nine draws every one.
     with pytest.raises(ValueError, match=r"train title 'odd-one': fused must be \(shots >= 1, 16\)"):
-        train([*micro_titles, wrong], [], MICRO, steps=1, batch_size=9)
+        train([*micro_titles, wrong], [], MICRO, TrainOptions(steps=1, batch_size=9))
     untitled = TitleSequence("short-title", np.ones((5, 16), np.float32), np.ones(3, np.float32))
     with pytest.raises(ValueError, match=r"validation title 'short-title': title must be \(4,\)"):
-        train(micro_titles, [untitled], MICRO, steps=1)
+        train(micro_titles, [untitled], MICRO, TrainOptions(steps=1))
 
 
 # checkpoints
 
 
 def test_a_reloaded_checkpoint_gives_identical_embeddings(micro_titles: list[TitleSequence]) -> None:
-    result = train(micro_titles, [], MICRO, steps=5, batch_size=4, device="cpu")
+    result = train(micro_titles, [], MICRO, TrainOptions(steps=5, batch_size=4), device="cpu")
     data = result.checkpoint.to_bytes()
     loaded = Checkpoint.from_bytes(data)
     assert loaded.sha256 == result.checkpoint.sha256
@@ -201,7 +227,8 @@ def test_resuming_continues_the_step_count_and_the_optimizer_state(micro_titles:
         if report.step == 6:
             snapshots[6] = report.checkpoint()
 
-    whole = train(micro_titles, micro_titles[:2], MICRO, steps=10, batch_size=3, device="cpu", on_step=keep)
+    options = TrainOptions(steps=10, batch_size=3)
+    whole = train(micro_titles, micro_titles[:2], MICRO, options, device="cpu", on_step=keep)
     saved = Checkpoint.from_bytes(snapshots[6].to_bytes())
     assert saved.step == 6
     reports: list[StepReport] = []
@@ -209,8 +236,7 @@ def test_resuming_continues_the_step_count_and_the_optimizer_state(micro_titles:
         micro_titles,
         micro_titles[:2],
         MICRO,
-        steps=10,
-        batch_size=3,
+        options,
         device="cpu",
         resume=saved,
         on_step=reports.append,
@@ -226,10 +252,11 @@ def test_resuming_continues_the_step_count_and_the_optimizer_state(micro_titles:
 
 
 def test_resuming_refuses_another_model_or_optimizer(micro_titles: list[TitleSequence]) -> None:
-    checkpoint = train(micro_titles, [], MICRO, steps=2, device="cpu").checkpoint
+    checkpoint = train(micro_titles, [], MICRO, TrainOptions(steps=2), device="cpu").checkpoint
+    four = TrainOptions(steps=4)
     with pytest.raises(ValueError, match=r"config .* differs"):
-        train(micro_titles, [], MediaFMConfig(**{**MICRO.to_dict(), "layers": 1}), steps=4, resume=checkpoint)
+        train(micro_titles, [], MediaFMConfig(**{**MICRO.to_dict(), "layers": 1}), four, resume=checkpoint)
     with pytest.raises(ValueError, match="trained with 'muon', not 'adamw'"):
-        train(micro_titles, [], MICRO, steps=4, optimizer="adamw", resume=checkpoint)
+        train(micro_titles, [], MICRO, replace(four, optimizer="adamw"), resume=checkpoint)
     with pytest.raises(ValueError, match="at step 2, past the requested 1 steps"):
-        train(micro_titles, [], MICRO, steps=1, resume=checkpoint)
+        train(micro_titles, [], MICRO, TrainOptions(steps=1), resume=checkpoint)

@@ -13,6 +13,7 @@ from mediamesh.features.models import (
     DEFAULT_AUDIO_MODEL,
     DEFAULT_VIDEO_MODEL,
     ModelUnavailableError,
+    batch_size,
     device,
     directory_fingerprint,
     encoder_settings,
@@ -33,6 +34,9 @@ ENV = [
     "MEDIAMESH_AUDIO_MODEL",
     "MEDIAMESH_TEXT_MODEL",
     "MEDIAMESH_DEVICE",
+    "MEDIAMESH_VIDEO_BATCH",
+    "MEDIAMESH_AUDIO_BATCH",
+    "MEDIAMESH_TEXT_BATCH",
 ]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -105,6 +109,26 @@ def test_bad_settings_are_named(no_config: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("MEDIAMESH_DEVICE")
     no_config.write_text("[encoders\n")
     with pytest.raises(ValueError, match=r"cannot read .*mediamesh\.toml"):
+        encoder_settings()
+
+
+def test_batch_sizes_are_execution_settings_in_no_key(no_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (batch_size("video"), batch_size("audio"), batch_size("text")) == (64, 16, 64)
+    no_config.write_text("[encoders]\nvideo_batch = 8\naudio_batch = 2\n")
+    assert (batch_size("video"), batch_size("audio"), batch_size("text")) == (8, 2, 64)
+    monkeypatch.setenv("MEDIAMESH_VIDEO_BATCH", "4")
+    assert batch_size("video") == 4
+    from mediamesh.features.encoders import audio_embedding, text_embedding, video_embedding
+
+    for fn in (video_embedding, audio_embedding, text_embedding):
+        spec = spec_of(fn)
+        assert spec is not None and "batch_size" not in spec.params
+    monkeypatch.setenv("MEDIAMESH_TEXT_BATCH", "many")
+    with pytest.raises(ValueError, match="MEDIAMESH_TEXT_BATCH must be a whole number at least 1, got 'many'"):
+        batch_size("text")
+    monkeypatch.delenv("MEDIAMESH_TEXT_BATCH")
+    no_config.write_text("[encoders]\naudio_batch = 0\n")
+    with pytest.raises(ValueError, match=r"\[encoders\] audio_batch must be a whole number at least 1, got '0'"):
         encoder_settings()
 
 

@@ -58,7 +58,7 @@ def test_status_backfill_promote_and_info_print_json(database_url: str, prefect_
     assert backfill.returncode == 0, backfill.stderr
     report = json.loads(backfill.stdout)
     assert (report["feature"], report["computed"], report["failed"]) == ("size@1", 1, 0)
-    assert report["assets"] == [{"asset": asset.id, "computed": 1, "reused": 0, "failed": 0, "errors": []}]
+    assert report["assets"] == [{"asset": asset.id, "computed": 1, "reused": 0, "failed": 0, "queued": 0, "errors": []}]
 
     promote = mediamesh(env, "promote", "size@1", "--json")
     assert promote.returncode == 0, promote.stderr

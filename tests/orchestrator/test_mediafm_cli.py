@@ -8,10 +8,15 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import typer
+from typer.testing import CliRunner
 
+from mediamesh.features.mediafm import TrainOptions
+from mediamesh.orchestrator.interfaces.cli import app
 from mediamesh.store import hash_file
 
 DATA = Path(__file__).parents[1] / "data"
@@ -83,3 +88,21 @@ def test_train_promote_backfill_read_and_evaluate(database_url: str, prefect_api
     assert probe.returncode == 0, probe.stderr
     for representation in ("video_embedding", "audio_embedding", "text_embedding", "fused", "contextual"):
         assert representation in probe.stdout
+
+
+def test_the_train_options_are_the_training_options_dataclass() -> None:
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    params = {param.name: param for param in command.params}
+    for field in fields(TrainOptions):
+        param = params[field.name]
+        assert param.opts == [f"--{field.name.replace('_', '-')}"]
+        assert (param.default, param.help) == (field.default, field.metadata["help"])
+    runner = CliRunner()
+
+    def refusal(*args: str) -> str:
+        result = runner.invoke(app, ["train", "mediafm", *args])
+        assert result.exit_code == 2
+        return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # the words, without Rich's box
+
+    assert "at most one of steps and epochs, got steps=2, epochs=1" in refusal("--steps", "2", "--epochs", "1")
+    assert "'sgd' is not one of 'muon', 'adamw'" in refusal("--optimizer", "sgd")

@@ -3,7 +3,14 @@ from pathlib import Path
 import pytest
 
 from mediamesh.features import InputFileError, TitleMetadata
-from mediamesh.orchestrator.execution.sidecars import find_subtitle_sidecars, read_title_sidecar, subtitle_language
+from mediamesh.orchestrator.execution.sidecars import (
+    is_sidecar,
+    parse_title_sidecar,
+    sidecar_stems,
+    subtitle_language,
+    subtitle_sidecars,
+    title_sidecar,
+)
 
 
 def test_sidecars_share_the_stem_and_may_carry_a_language(tmp_path: Path) -> None:
@@ -20,8 +27,8 @@ def test_sidecars_share_the_stem_and_may_carry_a_language(tmp_path: Path) -> Non
         "movies.srt",
     ):
         (tmp_path / name).write_text("x")
-    (tmp_path / "movie.fr.srt").mkdir()
-    found = [(p.name, lang) for p, lang in find_subtitle_sidecars(video)]
+    siblings = [str(p) for p in tmp_path.iterdir()]
+    found = [(Path(p).name, lang) for p, lang in subtitle_sidecars(str(video), siblings)]
     assert found == [
         ("movie.en.srt", "en"),
         ("movie.eng.VTT", "eng"),
@@ -38,10 +45,28 @@ def test_language_from_a_subtitle_file_name(name: str, language: str | None) -> 
     assert subtitle_language(Path(name)) == language
 
 
+def test_sidecars_match_by_name_in_a_bucket_as_in_a_folder() -> None:
+    siblings = [
+        "s3://landing/in/film.mp4",
+        "s3://landing/in/film.en.srt",
+        "s3://landing/in/film.json",
+        "s3://landing/x/film.srt",
+    ]
+    assert subtitle_sidecars("s3://landing/in/film.mp4", siblings) == [("s3://landing/in/film.en.srt", "en")]
+    assert title_sidecar("s3://landing/in/film.mp4", siblings) == "s3://landing/in/film.json"
+    assert title_sidecar("s3://landing/x/film.mp4", siblings) is None
+    assert sidecar_stems("s3://landing/in/film.en.srt") == ["film.en", "film"]
+    assert sidecar_stems("film.json") == ["film"]
+    assert [is_sidecar(n) for n in ("a.SRT", "a.vtt", "a.json", "a.mp4")] == [True, True, True, False]
+
+
 def test_title_sidecar_is_read_and_checked(tmp_path: Path) -> None:
     video = tmp_path / "film.mp4"
-    assert read_title_sidecar(video) is None
     sidecar = tmp_path / "film.json"
+
+    def read_title_sidecar(_: Path) -> TitleMetadata:
+        return parse_title_sidecar(sidecar, sidecar.name)
+
     sidecar.write_text('{"title": "Big Buck Bunny", "synopsis": "A rabbit gets even.", "tags": ["comedy", "animal"]}')
     meta = read_title_sidecar(video)
     assert meta == TitleMetadata("Big Buck Bunny", "A rabbit gets even.", ("comedy", "animal"))

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mediamesh.features.errors import MediameshError
 from mediamesh.features.registry import Registry
+from mediamesh.orchestrator.execution.dispatch import LocalRuns
 from mediamesh.orchestrator.interfaces.cli import app
 from mediamesh.orchestrator.interfaces.watch import Watcher, parse_source
 from mediamesh.orchestrator.mesh import Mesh
@@ -46,27 +47,22 @@ def test_a_pass_registers_new_and_changed_objects_and_hands_on_their_assets(
     known = put("in/known.mp4", b"announced by an event earlier")
     missed = put("in/missed.mp4", b"an event that never came")
     put("elsewhere/other.mp4", b"outside the prefix")
-    handed: list[list[str]] = []
     with open_store(s3_settings) as store:
         store.register_asset(_file(tmp_path, b"announced by an event earlier"), name=f"s3://{bucket}/in/known.mp4")
         mesh = Mesh(store, Registry([cf.size]), home=tmp_path)
-        watcher = Watcher(
-            mesh,
-            f"s3://{bucket}/in/",
-            lambda assets, names: handed.append(assets) or assets,
-            landing=LandingReader(s3_settings),
-        )
+        watcher = Watcher(mesh, f"s3://{bucket}/in/", LocalRuns(), landing=LandingReader(s3_settings))
 
         first = watcher.reconcile()
         assert (first.listed, first.registered, first.errors) == (2, [f"s3://{bucket}/in/missed.mp4"], [])
-        assert sorted(handed[-1]) == sorted([known, missed])  # both are handed on; the dispatcher skips done work
+        assert sorted(first.dispatched) == sorted([known, missed])  # both lacked their size
 
-        assert watcher.reconcile().registered == []  # nothing changed: nothing downloaded again
+        second = watcher.reconcile()
+        assert (second.registered, second.dispatched) == ([], [])  # nothing changed, nothing lacking
 
         changed = put("in/known.mp4", b"the same name, re-exported")
         third = watcher.reconcile()
         assert third.registered == [f"s3://{bucket}/in/known.mp4"]
-        assert changed in handed[-1] and known not in handed[-1]
+        assert third.dispatched == [changed]
         assert _names(store, changed) == [f"s3://{bucket}/in/known.mp4"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -26,11 +27,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
-from mediamesh.orchestrator.execution.dispatch import PoolRuns
-from mediamesh.orchestrator.execution.planner import plan
-from mediamesh.orchestrator.execution.workers import PoolSettings, stage, submit_stages
+from mediamesh.orchestrator.execution.dispatch import PoolRuns, PoolSettings, runnable
+from mediamesh.orchestrator.execution.planner import Plan, plan
+from mediamesh.orchestrator.execution.workers import submit_stages
 from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
+from mediamesh.orchestrator.interfaces.cli import app as cli_app
 from mediamesh.orchestrator.interfaces.watch import Watcher
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
 from mediamesh.store import Store, StoreSettings
@@ -163,17 +166,17 @@ def test_a_stage_is_what_one_pool_can_compute_now(local_store: Store, tmp_path: 
     mesh = Mesh(local_store, configured_registry(FEATURES), home=tmp_path)
     asset, _ = local_store.register_asset(_video(tmp_path), name="clip.mp4")
     the_plan = plan(local_store, mesh.registry, [asset.id])
-    assert [v.feature for v in stage(the_plan, asset.id, "cpu")] == ["landed"]
+    assert [v.feature for v in runnable(the_plan, asset.id, "cpu")] == ["landed"]
     # The GPU feature waits for its CPU input; the CPU feature after it waits for the GPU one.
-    assert stage(the_plan, asset.id, "gpu") == ()
+    assert runnable(the_plan, asset.id, "gpu") == ()
     landed = the_plan.key_of(asset.id, "landed")
-    assert stage(the_plan, asset.id, "cpu", leave={landed}) == ()
+    assert runnable(the_plan, asset.id, "cpu", leave={landed}) == ()
 
 
 def test_a_stage_holds_what_reads_no_media_until_the_media_gate_is_stored(local_store: Store, tmp_path: Path) -> None:
     asset, _ = local_store.register_asset(_video(tmp_path), name="clip.mp4")
     the_plan = plan(local_store, gated.registry(), [asset.id])
-    assert [v.feature for v in stage(the_plan, asset.id, "cpu")] == [
+    assert [v.feature for v in runnable(the_plan, asset.id, "cpu")] == [
         "encode",
         "blurb",
         "halved",
@@ -181,7 +184,7 @@ def test_a_stage_holds_what_reads_no_media_until_the_media_gate_is_stored(local_
         "synopsis_length",
     ]
     # The encode failed (or another worker holds it): nothing of the asset is ready.
-    assert stage(the_plan, asset.id, "cpu", leave={the_plan.key_of(asset.id, "encode")}) == ()
+    assert runnable(the_plan, asset.id, "cpu", leave={the_plan.key_of(asset.id, "encode")}) == ()
 
 
 # ---- real workers
@@ -191,12 +194,27 @@ def test_stages_run_on_their_pools_and_hand_on_to_each_other(service: Service, m
     service.worker("cpu", "cpu-a")
     service.worker("gpu", "gpu-a")
     asset, _ = mesh.store.register_asset(_video(tmp_path), name="clip.mp4")
-    [submitted] = submit_stages(mesh, [asset.id], trigger="test")
+    [submitted] = submit_stages(mesh, _plan(mesh, asset.id), trigger="test")
     assert (submitted.pool, submitted.values) == ("cpu", 1)
 
     assert _settle(mesh, asset.id, service) == {"landed": "cpu-a", "accelerated": "gpu-a", "settled": "cpu-a"}
     assert sorted(service.calls()) == [("accelerated", "gpu-a"), ("landed", "cpu-a"), ("settled", "cpu-a")]
-    assert submit_stages(mesh, [asset.id], trigger="test") == []  # nothing left to hand out
+    assert submit_stages(mesh, _plan(mesh, asset.id), trigger="test") == []  # nothing left to hand out
+
+
+def test_ingest_with_pools_execution_hands_the_work_to_the_pool_workers(
+    service: Service, mesh: Mesh, tmp_path: Path
+) -> None:
+    service.worker("cpu", "cpu-a")
+    service.worker("gpu", "gpu-a")
+    clip = _video(tmp_path)
+    result = CliRunner().invoke(cli_app, ["ingest", str(clip), "--json"])  # MEDIAMESH_EXECUTION=pools
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.stdout)
+    # Nothing is computed in the command: the CPU stage goes to its pool, which hands on to the GPU pool.
+    assert (entry["computed"], entry["queued"], entry["errors"]) == (0, 1, [])
+    assert _settle(mesh, entry["asset"], service) == {"landed": "cpu-a", "accelerated": "gpu-a", "settled": "cpu-a"}
+    assert all(worker != "-" for _, worker in service.calls())
 
 
 def test_fifty_duplicate_events_make_one_asset_and_one_computation_per_value(
@@ -243,7 +261,7 @@ def test_a_killed_worker_leaves_its_value_to_another(service: Service, mesh: Mes
     landing.mkdir()
     _video(landing, "clip.mp4")
     pools = PoolRuns(PoolSettings())
-    watcher = Watcher(mesh, str(landing), lambda assets, names: pools.submit(mesh, assets, names, trigger="watch"))
+    watcher = Watcher(mesh, str(landing), pools)
     first = watcher.reconcile()
     [asset] = mesh.store.assets_named([str(landing / "clip.mp4")]).values()
     assert (first.registered, first.dispatched) == ([str(landing / "clip.mp4")], [asset])
@@ -291,7 +309,7 @@ def test_a_worker_computes_a_plugin_feature_that_reads_a_builtin_one(
     service.worker("cpu", "cpu-a", **lite)
     with Mesh.open(configured_registry(features), service.settings) as mesh:
         asset, _ = mesh.store.register_asset(ROOT / "tests" / "data" / "counter.mp4", name="counter.mp4")
-        submit_stages(mesh, [asset.id], trigger="test")
+        submit_stages(mesh, _plan(mesh, asset.id), trigger="test")
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while (state := {s.feature: s for s in mesh.status(asset.id)[1]}["encoded_frames"]).state != "stored":
             assert state.state != "failed" and time.monotonic() < deadline, f"{state}\n{service.log_tail()}"
@@ -319,3 +337,8 @@ def _served(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def _plan(mesh: Mesh, asset: str) -> Plan:
+    """What a trigger for ``asset`` plans: its default targets."""
+    return plan(mesh.store, mesh.registry, [asset], mesh.default_targets())

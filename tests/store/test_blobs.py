@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from mediamesh.features.errors import TransientError
+from mediamesh.features.errors import BackendUnavailableError
 from mediamesh.store.blobs import (
     DEFAULT_PART_SIZE,
     BlobIntegrityError,
@@ -389,14 +389,14 @@ def test_s3_wrong_secret_is_not_retryable(seaweed: S3Endpoint, tmp_path: Path) -
     assert not raised.value.retryable
 
 
-def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
+def test_s3_unreachable_endpoint_is_unavailable_and_retryable(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # The port was free a moment ago and nothing listens on it now.
     no_retries = urllib3.PoolManager(retries=urllib3.Retry(total=0))
 
-    with pytest.raises(TransientError, match="unreachable") as raised:
+    with pytest.raises(BackendUnavailableError, match="unreachable") as raised:
         S3BlobStore(f"127.0.0.1:{port}", BUCKET, cache_dir=tmp_path, http_client=no_retries)
 
     assert raised.value.retryable
