@@ -138,8 +138,9 @@ class Mesh:
     ) -> list[IngestResult]:
         """The one path of every trigger: register each source, plan once, hand the plan to the dispatcher.
 
-        With ``wait`` each result says what was computed (or, on the pools, queued); without, the work is
-        queued and each result says how many values its asset lacks (``missing``) and ``queued``.
+        With ``wait`` each result says what was computed (or, on the pools, queued), and an outage is a line
+        on every input. Without (a machine's trigger, which retries), the work is queued, each result says
+        how many values its asset lacks (``missing``) and ``queued``, and an outage is raised.
         """
         results: list[IngestResult] = []
         try:
@@ -160,6 +161,8 @@ class Mesh:
                 on_server_start=on_server_start,
             )
         except BackendUnavailableError as exc:
+            if not wait:
+                raise
             shown = [str(s.path) if isinstance(s, LocalFile) else s.name for s in sources]
             return _with_outage(results, shown, exc)
         for result in results:

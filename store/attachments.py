@@ -95,7 +95,10 @@ class AttachmentStore(StoreCore):
 
     def subtitles(self, asset_id: str) -> Subtitles:
         """The asset's current subtitle files as local files."""
-        records = self.attachments([asset_id], "subtitles").get(asset_id, [])
+        return self.subtitles_of(self.attachments([asset_id], "subtitles").get(asset_id, []))
+
+    def subtitles_of(self, records: Sequence[AttachmentRecord]) -> Subtitles:
+        """These subtitle attachments as local files."""
         return Subtitles(tuple(SubtitleTrack(self.blobs.local_path(a.blob_key), a.name, a.language) for a in records))
 
     def put_artefact(self, kind: str, data: bytes, meta: dict[str, Any]) -> ArtefactRecord:
@@ -152,7 +155,10 @@ class AttachmentStore(StoreCore):
 
     def mediafm_checkpoint(self) -> MediaFMCheckpoint:
         """The promoted MediaFM checkpoint as a local file (none until one is trained and promoted)."""
-        record = self.promoted("mediafm")
+        return self.checkpoint_of(self.promoted("mediafm"))
+
+    def checkpoint_of(self, record: ArtefactRecord | None) -> MediaFMCheckpoint:
+        """This checkpoint artefact as a local file; no checkpoint for None."""
         if record is None:
             return MediaFMCheckpoint()
         return MediaFMCheckpoint(path=self.blobs.local_path(record.blob_key), sha256=record.id)
@@ -167,7 +173,10 @@ class AttachmentStore(StoreCore):
 
     def title_metadata(self, asset_id: str) -> TitleMetadata:
         """The asset's current title metadata (empty when none was given)."""
-        records = self.attachments([asset_id], "title").get(asset_id, [])
+        return self.title_metadata_of(self.attachments([asset_id], "title").get(asset_id, []))
+
+    def title_metadata_of(self, records: Sequence[AttachmentRecord]) -> TitleMetadata:
+        """The title metadata this attachment holds (empty for none)."""
         if not records:
             return TitleMetadata()
         return TitleMetadata.from_json(json.loads(self.blobs.get_bytes(records[0].blob_key)))

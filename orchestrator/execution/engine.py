@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError, TransientError
+from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from mediamesh.features.values import FileValue
-from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, root_keys
+from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, RootInput
 from mediamesh.store import NewValue, Store
 from mediamesh.store.codecs import payload_kind_of, type_name
 from mediamesh.store.gateway import FeatureVersion
@@ -149,10 +149,12 @@ class _Runner:
         self.names = names
         self.progress = progress
         self.worker = worker_id()
+        self.roots: dict[tuple[str, str], RootInput] = {}
 
     def run(
         self, plan: Plan, *, trigger: str, api_url: str | None, max_workers: int | None
     ) -> dict[str, tuple[str, Exception | None]]:
+        self.roots = plan.roots
         from prefect import flow, task
         from prefect.cache_policies import NO_CACHE
         from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -257,11 +259,13 @@ class _Runner:
         if name == SOURCE:
             return self.store.source(key, name=self.names.get(key))
         if name in ROOT_INPUTS:
-            loaded = {SUBTITLES: self.store.subtitles, TITLE: self.store.title_metadata}.get(name)
-            root = loaded(value.asset) if loaded else self.store.mediafm_checkpoint()
-            if root_keys(self.store, [value.asset], [name])[name][value.asset] != key:
-                raise TransientError(f"the asset's {name} changed after planning", feature=value.ref, asset=value.asset)
-            return root
+            # Exactly the files (or checkpoint) the value's key was planned from, never what is current now.
+            records = self.roots[(value.asset, name)].records
+            if name == SUBTITLES:
+                return self.store.subtitles_of(records)
+            if name == TITLE:
+                return self.store.title_metadata_of(records)
+            return self.store.checkpoint_of(records[0] if records else None)
         record = self.store.value(key)
         if record is None:
             raise ExecutionError(f"input {name!r} ({key[:12]}) is not stored", feature=value.ref, asset=value.asset)

@@ -29,7 +29,7 @@ from mediamesh.orchestrator.execution.sidecars import (
     title_sidecar,
 )
 from mediamesh.store import Store
-from mediamesh.store.landing import LandingObject, LandingReader
+from mediamesh.store.landing import LandingObject, LandingReader, NoEndpointError
 
 __all__ = ["IngestResult", "LandingObject", "LocalFile", "Source", "register"]
 
@@ -227,7 +227,9 @@ def _attach(
 
 
 def _keep(result: IngestResult, name: str, exc: MediameshError | OSError) -> None:
-    if isinstance(exc, MediameshError) and exc.retryable:
+    """Keep an error about this input on its result; raise one about the service (retrying can help, or the
+    landing endpoint is not configured at all)."""
+    if isinstance(exc, NoEndpointError) or (isinstance(exc, MediameshError) and exc.retryable):
         raise exc
     message = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
     result.errors.append(message if message.startswith(name) else f"{name}: {message}")

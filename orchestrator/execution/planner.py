@@ -19,7 +19,7 @@ from mediamesh.features.registry import Registry
 from mediamesh.features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from mediamesh.store import Store
 
-__all__ = ["MEDIA_GATE", "Plan", "PlannedValue", "plan", "root_keys"]
+__all__ = ["MEDIA_GATE", "Plan", "PlannedValue", "RootInput", "plan", "root_inputs"]
 
 #: The feature every other feature of an asset is computed after: it fails for media that is not a video.
 MEDIA_GATE = "encode"
@@ -54,13 +54,24 @@ class PlannedValue:
 
 
 @dataclass(frozen=True)
+class RootInput:
+    """An input that comes with the asset (its subtitle files, its title metadata, the promoted checkpoint):
+    its key, and the records it was keyed from, which are what a value planned with it reads."""
+
+    key: str
+    records: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Every planned value, which of them are stored, and the missing ones needed for the targets."""
+    """Every planned value, which of them are stored, the missing ones needed for the targets, and the root
+    inputs they were keyed from, by (asset, root)."""
 
     values: tuple[PlannedValue, ...]
     stored: frozenset[str]
     missing: tuple[PlannedValue, ...]
     targets: tuple[str, ...]
+    roots: dict[tuple[str, str], RootInput] = field(default_factory=dict)
 
     @property
     def reused(self) -> tuple[PlannedValue, ...]:
@@ -88,12 +99,12 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     models = {name: registry[name].model_fingerprint() for name in order}
     specs = [(name, registry[name], registry[name].input_names) for name in order]
     prefixes = {name: KeyPrefix(spec.name, spec.version, spec.params, models[name]) for name, spec, _ in specs}
-    roots = {i for name in order for i in registry[name].input_names if i in ROOT_INPUTS}
+    roots = {i for name in order for i in registry[name].input_names if i in ROOT_INPUTS and i != SOURCE}
     unique_assets = list(dict.fromkeys(assets))
-    attached = root_keys(store, unique_assets, roots)
+    attached = root_inputs(store, unique_assets, roots)
     values: list[PlannedValue] = []
     for asset in unique_assets:
-        keys: dict[str, str] = {SOURCE: asset, **{root: by_asset[asset] for root, by_asset in attached.items()}}
+        keys: dict[str, str] = {SOURCE: asset, **{root: attached[(asset, root)].key for root in roots}}
         for name, spec, input_names in specs:
             inputs = tuple((i, keys[i]) for i in input_names)
             key = prefixes[name].key([k for _, k in inputs])
@@ -103,27 +114,28 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
             )
     stored = frozenset(store.stored_keys(v.key for v in values))
     missing = _needed(values, stored, wanted)
-    return Plan(tuple(values), stored, missing, tuple(sorted(wanted)))
+    return Plan(tuple(values), stored, missing, tuple(sorted(wanted)), attached)
 
 
-def root_keys(store: Store, assets: Sequence[str], roots: Iterable[str]) -> dict[str, dict[str, str]]:
-    """The keys of the root inputs other than ``source``, per asset: one query per kind of root.
+def root_inputs(store: Store, assets: Sequence[str], roots: Iterable[str]) -> dict[tuple[str, str], RootInput]:
+    """The root inputs other than ``source``, per (asset, root): one query per kind of root.
 
     Subtitles and title metadata are keyed by the files attached to each asset; ``mediafm`` by the
     promoted checkpoint, the same for every asset.
     """
-    keys: dict[str, dict[str, str]] = {}
+    found: dict[tuple[str, str], RootInput] = {}
     for root in roots:
         if root in (SUBTITLES, TITLE):
             attached = store.attachments(assets, root)
-            keys[root] = {
-                a: attachment_set_key(root, [(f.language, f.sha256) for f in attached.get(a, [])], a) for a in assets
-            }
+            for a in assets:
+                files = tuple(attached.get(a, []))
+                key = attachment_set_key(root, [(f.language, f.sha256) for f in files], a)
+                found[(a, root)] = RootInput(key, files)
         elif root == MEDIAFM:
             promoted = store.promoted(MEDIAFM)
             key = attachment_set_key(MEDIAFM, [(None, promoted.id)] if promoted else [])
-            keys[root] = dict.fromkeys(assets, key)
-    return keys
+            found.update(((a, root), RootInput(key, (promoted,) if promoted else ())) for a in assets)
+    return found
 
 
 def _gated(registry: Registry, order: Sequence[str]) -> frozenset[str]:

@@ -145,7 +145,8 @@ def test_a_sidecar_that_lands_after_its_video_attaches_on_its_own_event(
             answer = client.post("/events/s3", json=_event(landing, "late/clip.en.srt"), headers=AUTH)
             assert answer.status_code == 202, answer.text
             [attached] = answer.json()["results"]
-            assert (attached["asset"], attached["status"], attached["missing"]) == (asset, "registered", 1)
+            assert (attached["asset"], attached["status"]) == (asset, "registered")
+            assert attached["missing"] >= 1  # subtitle_files of the new subtitles (and size, if not done yet)
         # The client's exit waited for the queued runs: the subtitles made a new subtitle_files value.
         assert [(a.name, a.language) for a in store.attachments([asset], "subtitles")[asset]] == [("clip.en.srt", "en")]
         assert mesh.read(asset, "subtitle_files")[1].value == 1
