@@ -112,9 +112,9 @@ def test_a_landed_video_is_computed_on_the_pools_and_read_over_http(
         assert {s["feature"] for s in states if s["state"] == "waiting"} == {"contextual"}  # no checkpoint yet
 
         shots = api.get(f"/assets/{name}/features/shots").json()
-        assert [round(s["start_time"], 2) for s in shots["value"]["shots"]][:2] == [0.0, 1.0]
+        assert [round(s["start_time"], 2) for s in shots["value"]][:2] == [0.0, 1.0]
         fused = api.get(f"/assets/{name}/features/fused", params={"start": 0, "stop": 2}).json()
-        assert fused["shape"][0] == 2 and fused["shots"]["total"] == len(shots["value"]["shots"])
+        assert fused["shape"][0] == 2 and fused["shots"]["total"] == len(shots["value"])
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
