@@ -128,13 +128,16 @@ class BlobStore(ABC):
         """The subset of ``keys`` that are stored."""
         return {key for key in keys if self.exists(key)}
 
-    @abstractmethod
     def get_bytes(self, key: str, *, verify: bool = False) -> bytes:
         """The blob's bytes; ``BlobNotFoundError`` when there is none.
 
         Writes are verified and keys are content hashes, so reads trust the backend by default (the
         gateway checks the size against the value's row); ``verify=True`` re-hashes what was read.
         """
+        data = self.raw_get(key)
+        if verify:
+            check_read(key, data, self.describe())
+        return data
 
     @abstractmethod
     def chunks(self, key: str) -> Iterator[bytes]:

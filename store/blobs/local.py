@@ -17,7 +17,6 @@ from mediamesh.store.blobs.base import (
     BlobNotFoundError,
     BlobStore,
     blob_key,
-    check_read,
     copy_hashing,
     digest_and_size,
     file_size,
@@ -52,12 +51,6 @@ class LocalBlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
-
-    def get_bytes(self, key: str, *, verify: bool = False) -> bytes:
-        data = self.raw_get(key)
-        if verify:
-            check_read(key, data, self.describe())
-        return data
 
     def raw_get(self, key: str) -> bytes:
         try:

@@ -26,7 +26,6 @@ from mediamesh.store.blobs.base import (
     BlobStoreError,
     ChunkReader,
     blob_key,
-    check_read,
     copy_hashing,
     digest_and_size,
     sha256_of_key,
@@ -105,12 +104,6 @@ class S3BlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         return self._stored_size(key) is not None
-
-    def get_bytes(self, key: str, *, verify: bool = False) -> bytes:
-        data = self.raw_get(key)
-        if verify:
-            check_read(key, data, self.describe())
-        return data
 
     def raw_get(self, key: str) -> bytes:
         name = self._object_name(key)

@@ -2,97 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
 import shutil
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from mediamesh.features import Registry, default_registry
-from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
+from mediamesh.features import default_registry
+from mediamesh.orchestrator.interfaces.api import ApiSettings
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.store import Store, StoreSettings, open_store
-from tests.orchestrator.resources import counting_features as cf
-from tests.services import S3Endpoint
-
-DATA = Path(__file__).parents[1] / "data"
-TOKEN = "test-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(autouse=True)
-def _reset_calls() -> None:
-    cf.CALLS.clear()
-
-
-@pytest.fixture
-def mesh(local_store: Store, tmp_path: Path) -> Mesh:
-    return Mesh(local_store, Registry([cf.size, cf.doubled]), home=tmp_path)
-
-
-def _client(
-    mesh: Mesh, store_settings: StoreSettings | None = None, landing: str = "landing", **settings: Any
-) -> TestClient:
-    api = ApiSettings(**{"token": TOKEN, "landing_buckets": [landing], **settings})
-    app = create_app(lambda: mesh, api, store_settings=store_settings or StoreSettings(s3_endpoint=None))
-    return TestClient(app)
-
-
-@pytest.fixture
-def client(mesh: Mesh) -> Iterator[TestClient]:
-    with _client(mesh) as opened:
-        yield opened
-
-
-def _file(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
-
-
-def _event(bucket: str, *keys: str, event: str = "s3:ObjectCreated:Put") -> dict[str, Any]:
-    """A MinIO notification for ``keys`` (already URL-encoded, as S3 sends them)."""
-    return {
-        "EventName": event,
-        "Key": f"{bucket}/{keys[0]}",
-        "Records": [
-            {
-                "eventVersion": "2.0",
-                "eventSource": "minio:s3",
-                "eventName": event,
-                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1, "eTag": "e"}},
-            }
-            for key in keys
-        ],
-    }
-
-
-def _settled(client: TestClient, asset: str, timeout: float = 60) -> list[dict[str, Any]]:
-    """The asset's feature states once nothing is missing or running (its queued run has finished)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(f"/assets/{asset}/status", headers=AUTH)
-        assert response.status_code == 200, response.text
-        states: list[dict[str, Any]] = response.json()["features"]
-        if all(s["state"] in ("stored", "failed") for s in states) or time.monotonic() > deadline:
-            return states
-        time.sleep(0.1)
+from mediamesh.store import Store
+from tests.orchestrator.api_support import AUTH, DATA, TOKEN, api_client, s3_event, write_file
 
 
 def test_reads_assets_status_values_and_provenance(
     client: TestClient, mesh: Mesh, tmp_path: Path, prefect_api: str
 ) -> None:
-    clip = _file(tmp_path, "good.mp4", b"good bytes")
+    clip = write_file(tmp_path, "good.mp4", b"good bytes")
     [result] = mesh.ingest([clip])
     asset = result.asset
     assert asset is not None
@@ -143,7 +74,7 @@ def test_reads_assets_status_values_and_provenance(
 def test_unknown_things_are_404_with_a_clear_detail(
     client: TestClient, mesh: Mesh, tmp_path: Path, prefect_api: str
 ) -> None:
-    clip = _file(tmp_path, "good.mp4", b"good bytes")
+    clip = write_file(tmp_path, "good.mp4", b"good bytes")
     [result] = mesh.ingest([clip])
     asset = result.asset
     assert asset is not None
@@ -171,12 +102,12 @@ def test_unknown_things_are_404_with_a_clear_detail(
 
 
 def test_a_path_on_the_server_gets_the_same_404_whether_or_not_it_exists(mesh: Mesh, tmp_path: Path) -> None:
-    clip = _file(tmp_path, "good.mp4", b"good bytes")
+    clip = write_file(tmp_path, "good.mp4", b"good bytes")
     asset, _ = mesh.store.register_asset(clip, name=str(clip.resolve()))
     copy = shutil.copyfile(clip, tmp_path / "copy.mp4")  # the bytes of an asset, under a name never recorded
     paths = ["/etc/shadow", "/etc/hostname", str(tmp_path), str(copy), "/etc/shadowx", str(tmp_path / "nothing.mp4")]
     assert [Path(p).exists() for p in paths] == [True, True, True, True, False, False]
-    with _client(mesh, open_reads=True) as client:
+    with api_client(mesh, open_reads=True) as client:
         for suffix in ("", "/status", "/features/size", "/features/size/provenance"):
             bodies = set()
             for path in paths:
@@ -190,7 +121,7 @@ def test_a_path_on_the_server_gets_the_same_404_whether_or_not_it_exists(mesh: M
 
 
 def test_bad_query_values_are_422(client: TestClient, mesh: Mesh, tmp_path: Path, prefect_api: str) -> None:
-    [result] = mesh.ingest([_file(tmp_path, "good.mp4", b"good bytes")])
+    [result] = mesh.ingest([write_file(tmp_path, "good.mp4", b"good bytes")])
     url = f"/assets/{result.asset}/features/doubled"
     for query, message in [
         ("start=-1", "greater than or equal to 0"),
@@ -211,7 +142,7 @@ def test_bad_query_values_are_422(client: TestClient, mesh: Mesh, tmp_path: Path
 
 
 def test_access_needs_the_bearer_token(mesh: Mesh) -> None:
-    with _client(mesh) as client:
+    with api_client(mesh) as client:
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/ready").json() == {"status": "ready"}
         missing = client.get("/assets")
@@ -220,19 +151,19 @@ def test_access_needs_the_bearer_token(mesh: Mesh) -> None:
         assert client.get("/assets", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
         wrong = client.get("/assets", headers={"Authorization": "Bearer nope"})
         assert (wrong.status_code, wrong.json()) == (403, {"detail": "the bearer token is wrong"})
-        assert client.post("/events/s3", json=_event("landing", "a.mp4")).status_code == 401
+        assert client.post("/events/s3", json=s3_event("landing", "a.mp4")).status_code == 401
         assert client.get("/assets", headers=AUTH).json() == []
-    with _client(mesh, open_reads=True) as client:
+    with api_client(mesh, open_reads=True) as client:
         assert client.get("/assets").status_code == 200
-        assert client.post("/events/s3", json=_event("landing", "a.mp4")).status_code == 401
-    with _client(mesh, token=None, open_reads=True) as client:
-        refused = client.post("/events/s3", json=_event("landing", "a.mp4"), headers=AUTH)
+        assert client.post("/events/s3", json=s3_event("landing", "a.mp4")).status_code == 401
+    with api_client(mesh, token=None, open_reads=True) as client:
+        refused = client.post("/events/s3", json=s3_event("landing", "a.mp4"), headers=AUTH)
         assert (refused.status_code, refused.json()) == (
             503,
             {"detail": "no API token configured: set MEDIAMESH_API_TOKEN"},
         )
         assert client.get("/assets").status_code == 200
-    with _client(mesh, token=None) as client:
+    with api_client(mesh, token=None) as client:
         assert client.get("/assets", headers=AUTH).status_code == 503
 
 
@@ -254,147 +185,6 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (ApiSettings().landing_buckets, ApiSettings().token) == (["a", "b"], None)
 
 
-def test_event_bodies_that_are_not_notifications_are_refused(mesh: Mesh) -> None:
-    with _client(mesh, max_body_bytes=2000) as client:
-
-        def post(content: Any, content_type: str | None = "application/json", **headers: str) -> Any:
-            sent = {**AUTH, **headers, **({"Content-Type": content_type} if content_type else {})}
-            return client.post("/events/s3", content=content, headers=sent)
-
-        body = json.dumps(_event("landing", "a.mp4")).encode()
-        assert post(body, "text/plain").status_code == 415
-        assert post(body, None).status_code == 415
-        assert post(b"{not json", "application/json").json()["detail"].startswith("malformed JSON")
-        assert post(b"{not json").status_code == 400
-        assert post(b"[" * 1500).status_code == 400  # nested too deep for the parser
-        assert post("\udcff".encode(errors="surrogatepass")).status_code == 400
-        assert post(b'{"Records": NaN}').json() == {"detail": "malformed JSON: NaN is not JSON"}
-        shape = post(b'{"Records": [{"s3": {"bucket": {}}}]}')
-        assert shape.status_code == 422
-        assert [e["loc"] for e in shape.json()["detail"]] == [
-            ["body", "Records", 0, "s3", "bucket", "name"],
-            ["body", "Records", 0, "s3", "object"],
-        ]
-        assert post(b"[]").status_code == 422
-        big = json.dumps({"Records": [], "padding": "x" * 3000}).encode()
-        too_big = post(big)
-        assert (too_big.status_code, too_big.json()) == (413, {"detail": "the body is over 2000 bytes"})
-        assert post(iter([big[:1000], big[1000:]])).status_code == 413  # chunked: no Content-Length to go by
-        assert post(body, **{"Content-Length": "many"}).status_code == 400
-        assert post(b'{"Records": []}').json() == {"results": [], "queued": 0}
-
-
-def test_records_that_name_no_landing_object_are_answered_per_record(mesh: Mesh) -> None:
-    with _client(mesh) as client:
-        body = _event("landing", "..%2Fsecret", "a.mp4")
-        body["Records"].append({**body["Records"][1], "eventName": "s3:ObjectRemoved:Delete"})
-        body["Records"][1] = {**body["Records"][1], "s3": {"bucket": {"name": "other"}, "object": {"key": "a.mp4"}}}
-        response = client.post("/events/s3", json=body, headers=AUTH)
-        assert response.status_code == 202
-        assert response.json() == {
-            "results": [
-                {
-                    "bucket": "landing",
-                    "key": "..%2Fsecret",
-                    "asset": None,
-                    "status": "error",
-                    "detail": "object key '../secret' has a '..' segment",
-                    "missing": 0,
-                },
-                {
-                    "bucket": "other",
-                    "key": "a.mp4",
-                    "asset": None,
-                    "status": "error",
-                    "detail": "bucket 'other' is not a landing bucket (landing)",
-                    "missing": 0,
-                },
-                {
-                    "bucket": "landing",
-                    "key": "a.mp4",
-                    "asset": None,
-                    "status": "ignored",
-                    "detail": "s3:ObjectRemoved:Delete adds no object",
-                    "missing": 0,
-                },
-            ],
-            "queued": 0,
-        }
-        # A new object needs the S3 endpoint; without one the sender is told to retry later.
-        unconfigured = client.post("/events/s3", json=_event("landing", "a.mp4"), headers=AUTH)
-        assert unconfigured.status_code == 503
-        assert "no S3 endpoint configured for landing buckets" in unconfigured.json()["detail"]
-
-
-def test_an_unreachable_object_store_is_503_so_the_sender_retries(mesh: Mesh) -> None:
-    closed = StoreSettings(s3_endpoint="http://127.0.0.1:9", s3_access_key="k", s3_secret_key="s")
-    with _client(mesh, store_settings=closed) as client:
-        response = client.post("/events/s3", json=_event("landing", "a.mp4"), headers=AUTH)
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "5"
-    assert response.json()["detail"].startswith("try again later: the object store (s3://landing/a.mp4) is unreachable")
-
-
-def test_s3_events_register_compute_and_are_idempotent(
-    seaweed: S3Endpoint, database_url: str, tmp_path: Path, prefect_api: str
-) -> None:
-    store_settings = StoreSettings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        object_store=f"s3://mediamesh-test/{uuid.uuid4().hex}",
-        s3_endpoint=seaweed.endpoint,
-        s3_access_key=seaweed.access_key,
-        s3_secret_key=seaweed.secret_key,
-    )
-    landing = f"landing-{uuid.uuid4().hex[:12]}"
-    s3 = seaweed.client()
-    s3.make_bucket(landing)
-    data = b"good bytes from the landing bucket"
-    s3.put_object(landing, "movies/My Movie+1.mp4", io.BytesIO(data), len(data))
-    asset = hashlib.sha256(data).hexdigest()
-    event = _event(landing, "movies/My+Movie%2B1.mp4", "movies/missing.mp4")
-
-    with open_store(store_settings) as store:
-        mesh = Mesh(store, Registry([cf.size, cf.doubled]), home=tmp_path)
-        with _client(mesh, store_settings=store_settings, landing=landing) as client:
-            first = client.post("/events/s3", json=event, headers=AUTH)
-            assert first.status_code == 202, first.text
-            registered, missing = first.json()["results"]
-            assert registered == {
-                "bucket": landing,
-                "key": "movies/My Movie+1.mp4",
-                "asset": asset,
-                "status": "registered",
-                "detail": "new bytes",
-                "missing": 2,
-            }
-            assert (missing["status"], missing["asset"]) == ("error", None)
-            assert missing["detail"].startswith(f"s3://{landing}/movies/missing.mp4: NoSuchKey")
-            assert first.json()["queued"] == 1
-
-            assert [s["state"] for s in _settled(client, asset)] == ["stored", "stored"]
-            name = quote(f"s3://{landing}/movies/My Movie+1.mp4", safe="")
-            assert client.get(f"/assets/{name}", headers=AUTH).json()["names"] == [
-                f"s3://{landing}/movies/My Movie+1.mp4"
-            ]
-            assert client.get(f"/assets/{name}/features/doubled", headers=AUTH).json()["value"] == {
-                "value": 2 * len(data)
-            }
-            assert store.blobs.describe().startswith("s3://mediamesh-test/")
-
-            again = client.post("/events/s3", json=event, headers=AUTH)
-            assert again.status_code == 202
-            assert again.json()["results"][0] == {
-                **registered,
-                "detail": "known bytes; the name is recorded",
-                "missing": 0,
-            }
-            assert again.json()["queued"] == 0
-        assert cf.CALLS[("size", asset)] == 1
-        assert cf.CALLS[("doubled", "")] == 1
-        assert [a.id for a in store.assets()] == [asset]
-
-
 def test_builtin_features_over_http_with_shot_and_time_slices(
     local_store: Store, tmp_path: Path, prefect_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -410,7 +200,7 @@ def test_builtin_features_over_http_with_shot_and_time_slices(
     asset = result.asset
     assert asset is not None
 
-    with _client(mesh) as client:
+    with api_client(mesh) as client:
         base = f"/assets/{asset[:12]}/features"
         shots = client.get(f"{base}/shots", headers=AUTH).json()
         records = shots["value"]

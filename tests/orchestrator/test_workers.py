@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,7 +30,8 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from mediamesh.orchestrator.execution.dispatch import PoolRuns, PoolSettings, runnable
+from mediamesh.features import BackendUnavailableError, MediaError
+from mediamesh.orchestrator.execution.dispatch import PoolRuns, PoolSettings, held_back, runnable
 from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.execution.workers import submit_stages
 from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
@@ -185,6 +187,26 @@ def test_a_stage_holds_what_reads_no_media_until_the_media_gate_is_stored(local_
     ]
     # The encode failed (or another worker holds it): nothing of the asset is ready.
     assert runnable(the_plan, asset.id, "cpu", leave={the_plan.key_of(asset.id, "encode")}) == ()
+
+
+def test_only_failures_retrying_cannot_help_are_held_back_from_the_pools(local_store: Store, tmp_path: Path) -> None:
+    mesh = Mesh(local_store, configured_registry(FEATURES), home=tmp_path)
+    asset, _ = local_store.register_asset(_video(tmp_path), name="clip.mp4")
+    the_plan = plan(local_store, mesh.registry, [asset.id])
+    landed = the_plan.key_of(asset.id, "landed")
+    when = datetime.now(UTC)
+
+    def fail(error: Exception) -> None:
+        local_store.record_attempt(
+            value_key=landed, asset_id=asset.id, feature="landed", version="1", error=error, worker="w", started_at=when
+        )
+
+    fail(BackendUnavailableError("database", "postgresql://db", "connection refused", "start it"))
+    assert held_back(local_store, [asset.id]) == set()  # an outage: the next dispatch hands it out again
+    assert [v.feature for v in runnable(the_plan, asset.id, "cpu", held_back(local_store, [asset.id]))] == ["landed"]
+    fail(MediaError("moov atom not found", feature="landed@1", asset=asset.id))
+    assert held_back(local_store, [asset.id]) == {landed}
+    assert runnable(the_plan, asset.id, "cpu", held_back(local_store, [asset.id])) == ()
 
 
 # ---- real workers

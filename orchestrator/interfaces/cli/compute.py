@@ -84,6 +84,9 @@ def ingest(
     # An outage is the same line on every input: print each distinct line once.
     for message in dict.fromkeys(m for r in results for m in r.errors):
         err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    for r in results:
+        if r.asset is None and r.detail:  # a sidecar whose video is not registered: nothing was ingested
+            err.print(f"note: {escape(r.path)}: {escape(r.detail)}", highlight=False)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
