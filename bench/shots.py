@@ -1,54 +1,102 @@
-"""The ``shots`` feature against bare PySceneDetect on the same standardized encode."""
+"""Each shot detector against bare PySceneDetect ContentDetector on the same original 720p clip, in frames/s.
+
+PySceneDetect-only detectors run on the whole clip. Anything with TransNetV2 (about 20-50 frames/s on a
+CPU) runs on the clip's first frames, re-encoded losslessly enough to keep its cuts, with its own
+baseline on that same prefix.
+"""
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import scenedetect
 from scenedetect import ContentDetector
 
 from bench.context import Context
-from bench.harness import BenchError, Figure, side_by_side
-from mediamesh.features.encode import encode
-from mediamesh.features.shots import shots
-from mediamesh.features.values import SourceMedia
+from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
+from mediamesh.features.media import ffmpeg_exe
+from mediamesh.features.shots import DETECTORS, detect
 
 __all__ = ["run"]
 
 VIDEO = Path(__file__).resolve().parent.parent / "tests" / "data" / "testvideo.mp4"
+BASELINE_LABEL = "scenedetect.detect(path, ContentDetector())"
+# The bare ContentDetector is the target for the PySceneDetect detectors, which do its work and no more;
+# TransNetV2 runs a network on every frame and has no target, its ratio says what it costs.
+MAX_RATIO = {"content": 1.1, "adaptive": 1.2}
 
 
 def run(ctx: Context) -> list[Figure]:
-    encoded = encode(SourceMedia(asset="x", path=VIDEO, name=VIDEO.name))
-    ctx.stack.callback(shutil.rmtree, encoded.path.parent, ignore_errors=True)
-    found: list[int] = []
-    found_bare: list[int] = []
+    plain = [d for d in DETECTORS if "transnetv2" not in d]
+    # The network's cost dwarfs the rest, so --quick times TransNetV2 alone, not each combination.
+    network = [d for d in DETECTORS if "transnetv2" in d] if not ctx.quick else ["transnetv2"]
+    figures = _figures(ctx, VIDEO, plain, repeats=ctx.repeats(11, 2))
+    prefix = _first_frames(VIDEO, ctx.workdir / "prefix.mp4", frames=ctx.repeats(300, 100))
+    return figures + _figures(ctx, prefix, network, repeats=ctx.repeats(5, 2))
 
-    def feature() -> None:
-        found.append(len(shots(encoded)))
+
+def _figures(ctx: Context, video: Path, detectors: list[str], *, repeats: int) -> list[Figure]:
+    """Every detector and the bare baseline interleaved on ``video``; a figure per detector."""
+    found: dict[str, set[tuple[int, int]]] = {name: set() for name in detectors}
+    frames: dict[str, int] = {}
+    scenes: set[int] = set()
+
+    def target(name: str) -> Callable[[], None]:
+        def call() -> None:
+            detection = detect(video, name)
+            frames[name] = detection.frames
+            found[name].add((len(detection.cuts), len(detection.gradual)))
+
+        return call
 
     def bare() -> None:
-        found_bare.append(len(scenedetect.detect(str(encoded.path), ContentDetector())))
+        scenes.add(len(scenedetect.detect(str(video), ContentDetector())))
 
-    samples = side_by_side(feature, bare, repeats=ctx.repeats(21, 3))
-    if len(set(found)) != 1 or len(set(found_bare)) != 1:
-        raise BenchError(f"shot counts differ between runs: feature {set(found)}, bare {set(found_bare)}")
-    return [
-        Figure(
-            name="shots",
-            description=f"shots feature on the encode of {VIDEO.name} ({encoded.frame_count} frames, "
-            f"{encoded.width}x{encoded.height})",
-            target_label="features.shots.shots(encoded)",
-            baseline_label="scenedetect.detect(encode path, ContentDetector())",
-            samples=samples,
-            max_ratio=1.1,
-            notes={
-                "frames": encoded.frame_count,
-                "size": f"{encoded.width}x{encoded.height}",
-                "shots_feature": found[0],
-                # PySceneDetect returns no scenes for a video without a cut; the feature returns one shot.
-                "scenes_bare": found_bare[0],
-            },
+    calls = [target(name) for name in detectors]
+    *times, baseline = interleaved([*calls, bare], repeats=repeats)
+    unstable = {name: sorted(counts) for name, counts in found.items() if len(counts) != 1}
+    if unstable or len(scenes) != 1:
+        raise BenchError(f"detections differ between runs: {unstable or ''} bare scenes {sorted(scenes)}")
+    baseline_memory = measure_memory(bare)
+    figures = []
+    for name, call, samples in zip(detectors, calls, times, strict=True):
+        pair = Samples(samples, baseline)
+        (cuts, gradual), count = next(iter(found[name])), frames[name]
+        notes: dict[str, Any] = {
+            "video": video.name,
+            "frames": count,
+            "frames_per_s": count / pair.target_median,
+            "baseline_frames_per_s": count / pair.baseline_median,
+            "cuts": cuts,
+            "gradual": gradual,
+            # PySceneDetect returns no scenes for a video without a cut; with cuts, one more than cuts.
+            "scenes_bare": next(iter(scenes)),
+        }
+        figures.append(
+            Figure(
+                name=f"shots-{name}",
+                description=f"detect(path, {name!r}) on {video.name} ({count} frames, "
+                f"{count / pair.target_median:.0f} frames/s; bare {count / pair.baseline_median:.0f} frames/s)",
+                target_label=f"features.shots.detect(path, {name!r})",
+                baseline_label=BASELINE_LABEL,
+                samples=pair,
+                max_ratio=MAX_RATIO.get(name),
+                memory_target=measure_memory(call),
+                memory_baseline=baseline_memory,
+                notes=notes,
+            )
         )
-    ]
+    return figures
+
+
+def _first_frames(video: Path, out: Path, *, frames: int) -> Path:
+    """The first ``frames`` frames of ``video`` as an H.264 file of their own (CRF 12: the cuts survive)."""
+    command = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(video), "-frames:v", str(frames), "-an"]
+    command += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"ffmpeg could not cut the first {frames} frames of {video.name}: {done.stderr.strip()}")
+    return out

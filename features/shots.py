@@ -1,32 +1,80 @@
-"""Shot boundaries, found by PySceneDetect on the standardized encode."""
+"""Shot boundaries, found on the original's own frames and placed on the standardized encode's frames."""
 
 from __future__ import annotations
 
-from scenedetect import ContentDetector, SceneManager, VideoOpenFailure, open_video
+from fractions import Fraction
 
-from mediamesh.features.errors import InputFileError, MediaError
+from mediamesh.features import transnet
+from mediamesh.features.detectors import DEFAULT_DETECTOR, DETECTORS, Detection, DetectorParams, detect
+from mediamesh.features.errors import InputFileError
 from mediamesh.features.spec import feature
-from mediamesh.features.values import EncodedMedia, ShotTable
+from mediamesh.features.values import EncodedMedia, ShotTable, SourceMedia, Transition
 
-__all__ = ["shots"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detection", "DetectorParams", "detect", "encode_frame", "shots"]
 
 
-@feature(version="1", resources="cpu")
-def shots(encode: EncodedMedia, *, threshold: float = 27.0, min_scene_len: int = 15) -> ShotTable:
-    """Shot boundaries of the standardized encode (PySceneDetect ContentDetector).
+@feature(version="2", resources="cpu", model=transnet.fingerprint)
+def shots(
+    source: SourceMedia,
+    encode: EncodedMedia,
+    *,
+    detector: str = DEFAULT_DETECTOR,
+    threshold: float = 27.0,
+    min_scene_len: int = 15,
+    adaptive_threshold: float = 3.0,
+    min_content_val: float = 15.0,
+    transnet_threshold: float = 0.5,
+    transnet_cut_frames: int = 2,
+) -> ShotTable:
+    """The shots of the standardized encode, as ``detector`` finds them on the original's frames.
 
-    ``min_scene_len`` counts frames of the original, as PySceneDetect run on the original would, so
-    resampling to the encode's frame rate does not change what counts as too short to be a shot.
+    Detection runs on the original at its own frame times (:func:`detect`; ``min_scene_len`` counts
+    frames of the original). A shot starting at time ``t`` of the original starts on the encode at
+    :func:`encode_frame` of ``t``, the first encode frame that shows the original's frame at ``t`` or a
+    later one, and ends where the next shot starts (or at the last frame): ``[start, end)`` covers every
+    encode frame once. A gradual transition's frames belong to the shot it leads into, which starts
+    at the transition's first frame. The model fingerprint is the TransNetV2 weights', whichever
+    detector is chosen (a feature's fingerprint cannot depend on its params).
     """
-    cuts = _detect_cuts(encode, threshold=threshold, min_scene_len=_encode_frames(encode, min_scene_len))
-    return ShotTable.from_frames(encode.fps, shot_bounds(cuts, encode.frame_count))
+    if not encode.path.is_file():
+        raise InputFileError(f"encode {encode.path.name!r} does not exist ({encode.path})")
+    found = detect(
+        source.path,
+        detector,
+        threshold=threshold,
+        min_scene_len=min_scene_len,
+        adaptive_threshold=adaptive_threshold,
+        min_content_val=min_content_val,
+        transnet_threshold=transnet_threshold,
+        transnet_cut_frames=transnet_cut_frames,
+    )
+    starts = shot_starts(found, encode.fps, encode.frame_count)
+    bounds = shot_bounds(list(starts), encode.frame_count)
+    return ShotTable.from_frames(encode.fps, bounds, [starts[start] for start, _ in bounds[1:]])
 
 
-def _encode_frames(encode: EncodedMedia, source_frames: int) -> int:
-    """``source_frames`` of the original as a number of the encode's frames."""
-    if not encode.source_fps:
-        return source_frames
-    return max(1, round(source_frames * encode.fps / encode.source_fps))
+def encode_frame(time: float, fps: float, start: float = 0.0) -> int:
+    """The first frame of a constant-``fps`` encode showing the original's frame at ``time`` (seconds
+    from the original's first frame, which is ``start`` seconds after the container's start) or a later one.
+
+    ffmpeg's fps filter gives an original frame at ``s`` seconds the output slot ``round(s * fps)``
+    (half away from zero) and fills each slot with the last frame given it or an earlier slot; the encode
+    counts slots from the first frame's. So the frames from ``time`` on first show at
+    ``round((start + time) * fps) - round(start * fps)``.
+    """
+    rate = Fraction(fps).limit_denominator(1001)
+    return _round_half_up((start + time) * rate) - _round_half_up(start * rate)
+
+
+def shot_starts(found: Detection, fps: float, frame_count: int) -> dict[int, Transition]:
+    """The encode frames where a shot starts (after the first), with how each begins; a hard cut wins
+    over a gradual transition that lands on the same frame."""
+    starts: dict[int, Transition] = {}
+    for a, b in found.gradual:
+        starts[encode_frame(a, fps, found.start)] = ("gradual", encode_frame(b, fps, found.start))
+    for cut in found.cuts:
+        starts[encode_frame(cut, fps, found.start)] = ("cut", None)
+    return {frame: starts[frame] for frame in sorted(starts) if 0 < frame < frame_count}
 
 
 def shot_bounds(cuts: list[int], frame_count: int) -> list[tuple[int, int]]:
@@ -35,15 +83,6 @@ def shot_bounds(cuts: list[int], frame_count: int) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], frame_count], strict=True))
 
 
-def _detect_cuts(encode: EncodedMedia, *, threshold: float, min_scene_len: int) -> list[int]:
-    """Frame numbers where a new shot starts; a single decoding pass, as bare ``scenedetect.detect``."""
-    if not encode.path.is_file():
-        raise InputFileError(f"encode {encode.path.name!r} does not exist ({encode.path})")
-    try:
-        video = open_video(str(encode.path))
-    except VideoOpenFailure as exc:
-        raise MediaError(f"PySceneDetect cannot open {encode.path.name!r}: {exc}") from exc
-    manager = SceneManager()
-    manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_scene_len))
-    manager.detect_scenes(video=video)
-    return [int(start.frame_num) for start, _ in manager.get_scene_list()]
+def _round_half_up(value: Fraction | float) -> int:
+    # A float time is a frame's exact time within 1e-9 s; the slack keeps a tie (x.5) rounding up.
+    return int(Fraction(value) + Fraction(1, 2) + Fraction(1, 10**6)) if value >= 0 else -_round_half_up(-value)

@@ -32,6 +32,7 @@ __all__ = [
     "TimedText",
     "TitleEmbedding",
     "TitleMetadata",
+    "Transition",
 ]
 
 
@@ -113,13 +114,24 @@ class EncodedMedia(FileValue):
 
 @dataclass(frozen=True)
 class Shot:
-    """Shot ``index`` covers frames ``[start_frame, end_frame)`` and seconds ``[start_time, end_time)``."""
+    """Shot ``index`` covers frames ``[start_frame, end_frame)`` and seconds ``[start_time, end_time)``.
+
+    ``transition`` says how it begins: ``"cut"``, ``"gradual"`` (a fade or dissolve over seconds
+    ``[transition_start, transition_end)``, whose frames belong to this shot) or None for the first shot.
+    """
 
     index: int
     start_frame: int
     end_frame: int
     start_time: float
     end_time: float
+    transition: str | None = None
+    transition_start: float | None = None
+    transition_end: float | None = None
+
+
+#: How a shot begins, as ``ShotTable.from_frames`` takes it: ``("cut", None)`` or ``("gradual", end_frame)``.
+Transition = tuple[str, int | None]
 
 
 @dataclass(frozen=True)
@@ -130,14 +142,15 @@ class ShotTable(JsonValue):
     shots: tuple[Shot, ...]
 
     @classmethod
-    def from_frames(cls, fps: float, bounds: list[tuple[int, int]]) -> ShotTable:
-        """Build a table from ``(start_frame, end_frame)`` pairs of a constant-frame-rate video."""
-        return cls(
-            fps=fps,
-            shots=tuple(
-                Shot(i, start, end, round(start / fps, 6), round(end / fps, 6)) for i, (start, end) in enumerate(bounds)
-            ),
-        )
+    def from_frames(
+        cls, fps: float, bounds: list[tuple[int, int]], transitions: list[Transition] | None = None
+    ) -> ShotTable:
+        """Build a table from ``(start_frame, end_frame)`` pairs of a constant-frame-rate video and, for
+        every shot but the first, how it begins (hard cuts when not given)."""
+        later = transitions if transitions is not None else [("cut", None)] * (len(bounds) - 1)
+        begins: list[Transition | None] = [None, *later]
+        pairs = enumerate(zip(bounds, begins, strict=True))
+        return cls(fps=fps, shots=tuple(_shot(i, start, end, fps, begin) for i, ((start, end), begin) in pairs))
 
     def __len__(self) -> int:
         return len(self.shots)
@@ -151,6 +164,12 @@ class ShotTable(JsonValue):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
         return cls(fps=float(data["fps"]), shots=tuple(Shot(**shot) for shot in data["shots"]))
+
+
+def _shot(index: int, start: int, end: int, fps: float, begin: Transition | None) -> Shot:
+    kind, until = begin or (None, None)
+    span = (round(start / fps, 6), round(until / fps, 6)) if kind == "gradual" and until is not None else (None, None)
+    return Shot(index, start, end, round(start / fps, 6), round(end / fps, 6), kind, *span)
 
 
 @dataclass(frozen=True)

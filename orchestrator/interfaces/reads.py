@@ -3,7 +3,7 @@
 The CLI's ``read``, the API's value routes and ``Mesh.read`` all go through these functions, so a value
 looks the same wherever it is read:
 
-    ShotTable       [{index, start_frame, end_frame, start_time, end_time}, ...]  (end exclusive)
+    ShotTable       [{index, start_frame, end_frame, start_time, end_time, transition, ...}, ...]  (end exclusive)
     TimedText       {"cues": [{index, start, end, text}], "per_shot": [[cue index, ...]], "origin", "language"}
     DedupMap        {"representative": [shot index, ...], "method"}
     other tables    their ``to_json()``; a JSON document read without its code, as it is stored

@@ -207,7 +207,16 @@ def test_builtin_features_over_http_with_shot_and_time_slices(
         total = len(records)
         assert [(s["start_frame"], s["end_frame"]) for s in records] == [(0, 24), (24, 48), (48, 72)]
         assert shots["shots"] == {"start": 0, "stop": total, "total": total}
-        assert set(records[0]) == {"index", "start_frame", "end_frame", "start_time", "end_time"}
+        assert set(records[0]) == {
+            "index",
+            "start_frame",
+            "end_frame",
+            "start_time",
+            "end_time",
+            "transition",
+            "transition_start",
+            "transition_end",
+        }
         assert all(a["end_frame"] == b["start_frame"] for a, b in itertools.pairwise(records))
 
         sliced = client.get(f"{base}/shots?start=1&stop=3", headers=AUTH).json()

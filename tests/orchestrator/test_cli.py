@@ -237,7 +237,17 @@ def test_status_read_features_and_info(env: dict[str, str], store: Store, tmp_pa
 
     shots = _json(mediamesh(env, "read", str(clip), "shots", "--json"))
     assert [round(s["start_time"], 3) for s in shots] == [0.0, 2.792, 6.792, 12.042, 16.833, 19.375]
-    assert all(set(s) == {"index", "start_frame", "end_frame", "start_time", "end_time"} for s in shots)
+    keys = {
+        "index",
+        "start_frame",
+        "end_frame",
+        "start_time",
+        "end_time",
+        "transition",
+        "transition_start",
+        "transition_end",
+    }
+    assert all(set(s) == keys for s in shots)
     assert all(a["end_frame"] == b["start_frame"] for a, b in itertools.pairwise(shots))
 
     out = tmp_path / "encode.mp4"
@@ -259,16 +269,16 @@ def test_status_read_features_and_info(env: dict[str, str], store: Store, tmp_pa
     features = mediamesh(env, "features", "--check")
     assert features.returncode == 0, features.stderr
     assert "matches" in features.stdout
-    with store.engine.begin() as conn:  # as if shots@1 had been computed by different code
+    with store.engine.begin() as conn:  # as if shots@2 had been computed by different code
         conn.execute(
             sa.text(
-                "INSERT INTO feature_versions (name, version, fingerprint, resources) VALUES ('shots', '1', :f, 'cpu')"
+                "INSERT INTO feature_versions (name, version, fingerprint, resources) VALUES ('shots', '2', :f, 'cpu')"
             ),
             {"f": "0" * 64},
         )
     changed = mediamesh(env, "features", "--check")
     assert changed.returncode == 1
-    assert "code changed without a version bump: shots@1" in changed.stderr
+    assert "code changed without a version bump: shots@2" in changed.stderr
 
     info = mediamesh(env, "info")
     assert info.returncode == 0

@@ -74,8 +74,9 @@ class FeatureValueOut(BaseModel):
     shots: ShotRange | None = None
     value: Any = Field(
         default=None,
-        description="A table as JSON: shots are a list of {index, start_frame, end_frame, start_time, end_time} "
-        "(end exclusive); timed text {cues, per_shot, origin, language}; a media file its metadata.",
+        description="A table as JSON: shots are a list of {index, start_frame, end_frame, start_time, end_time, "
+        "transition, transition_start, transition_end} (end exclusive); timed text {cues, per_shot, origin, "
+        "language}; a media file its metadata.",
     )
     shape: list[int] | None = None
     dtype: str | None = None

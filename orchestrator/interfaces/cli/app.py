@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from mediamesh.features.errors import MediameshError
-from mediamesh.orchestrator.interfaces.cli import compute, maintenance, mediafm, reads, services
+from mediamesh.orchestrator.interfaces.cli import compute, evaluation, maintenance, mediafm, reads, services
 from mediamesh.orchestrator.interfaces.cli.console import err
 from mediamesh.orchestrator.services import lifecycle
 from mediamesh.store import StoreSettings
@@ -32,7 +32,6 @@ for command in (
     mediafm.train,
 ):
     app.command()(command)
-app.command(name="eval")(mediafm.evaluate)
 for command in (
     reads.info,
     maintenance.gc,
@@ -46,6 +45,8 @@ for command in (
     app.command()(command)
 app.command(name="dev-stack")(services.dev_stack)
 app.command()(compute.demo)
+# Typer lists groups after commands, so the group is registered last, where --help shows it.
+app.add_typer(evaluation.app, name="eval")
 
 
 def main() -> None:

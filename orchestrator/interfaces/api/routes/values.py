@@ -119,7 +119,8 @@ def router(meshes: MeshHolder, reader: list[Any]) -> APIRouter:
     ) -> FeatureValueOut | Response:
         """A stored value, optionally sliced by shot indices or by a time range (shots overlapping [t0, t1)).
 
-        A shot table is the list of {index, start_frame, end_frame, start_time, end_time} records (end exclusive).
+        A shot table is the list of {index, start_frame, end_frame, start_time, end_time, transition,
+        transition_start, transition_end} records (end exclusive; transition is "cut" or "gradual", null first).
         """
         reads.check_bounds(start, stop, t0, t1)
         mesh = meshes.get()
