@@ -263,9 +263,10 @@ def _plain_decode(path: Path, wanted: set[int]) -> list[tuple[int, np.ndarray[An
 
 
 def _encoded(ctx: Context, path: Path) -> tuple[EncodedMedia, ShotTable]:
-    media = encode(SourceMedia(asset=path.name, path=path, name=path.name))
+    original = SourceMedia(asset=path.name, path=path, name=path.name)
+    media = encode(original)
     ctx.stack.callback(shutil.rmtree, media.path.parent, ignore_errors=True)
-    return media, shots(media)
+    return media, shots(original, media)
 
 
 def _no_dups(table: ShotTable) -> DedupMap:

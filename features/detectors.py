@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import av.error
@@ -35,7 +35,7 @@ from scenedetect.common import Timecode
 from mediamesh.features import transnet
 from mediamesh.features.errors import InputFileError, MediaError
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detection", "DetectorParams", "detect"]
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detection", "DetectorParams", "detect", "detector_resources"]
 
 DETECTORS: tuple[str, ...] = ("content", "adaptive", "transnetv2", "content+transnetv2", "adaptive+transnetv2")
 # Fast enough for every ingest (a decode at 256 pixels wide) and exact on the reference cuts.
@@ -125,6 +125,11 @@ def detect(path: Path, detector: str = DEFAULT_DETECTOR, **params: Any) -> Detec
         gradual=tuple((float(a - first), float(b - first)) for a, b in gradual if a > first),
         start=float(first - offset),
     )
+
+
+def detector_resources(detector: str) -> Literal["cpu", "gpu"]:
+    """The work pool a detector runs best on: the GPU pool for TransNetV2 (a neural network), else the CPU."""
+    return "gpu" if "transnetv2" in detector.split("+") else "cpu"
 
 
 def _parts(detector: str) -> tuple[str, ...]:

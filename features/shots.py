@@ -5,7 +5,14 @@ from __future__ import annotations
 from fractions import Fraction
 
 from mediamesh.features import transnet
-from mediamesh.features.detectors import DEFAULT_DETECTOR, DETECTORS, Detection, DetectorParams, detect
+from mediamesh.features.detectors import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Detection,
+    DetectorParams,
+    detect,
+    detector_resources,
+)
 from mediamesh.features.errors import InputFileError
 from mediamesh.features.spec import feature
 from mediamesh.features.values import EncodedMedia, ShotTable, SourceMedia, Transition
@@ -13,7 +20,8 @@ from mediamesh.features.values import EncodedMedia, ShotTable, SourceMedia, Tran
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detection", "DetectorParams", "detect", "encode_frame", "shots"]
 
 
-@feature(version="2", resources="cpu", model=transnet.fingerprint)
+# TransNetV2 goes to the GPU pool; the PySceneDetect detectors stay on the CPU one.
+@feature(version="2", resources=lambda params: detector_resources(str(params["detector"])), model=transnet.fingerprint)
 def shots(
     source: SourceMedia,
     encode: EncodedMedia,

@@ -76,6 +76,8 @@ class FeatureSpec:
     doc: str = ""
     #: Whether this feature may take the place of a same-named one from an earlier source (a built-in, say).
     replaces: bool = False
+    #: Chooses ``resources`` from the params, where the pool depends on them (the shot detector, say).
+    resources_of: Callable[[Mapping[str, Any]], Resources] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -94,6 +96,10 @@ class FeatureSpec:
                     f"feature {self.name!r} has no param(s) {sorted(unknown)}; its params are {sorted(self.params)}"
                 )
             changes["params"] = types.MappingProxyType({**self.params, **changes["params"]})
+            if self.resources_of is not None and "resources" not in changes:
+                changes["resources"] = _checked_resources(
+                    f"feature {self.name!r}", self.resources_of(changes["params"])
+                )
         return dataclasses.replace(self, **changes)
 
     def model_fingerprint(self) -> str | None:
@@ -106,7 +112,7 @@ class FeatureSpec:
 def feature(
     *,
     version: str,
-    resources: Resources = "cpu",
+    resources: Resources | Callable[[Mapping[str, Any]], Resources] = "cpu",
     name: str | None = None,
     model: Callable[[], str | None] | None = None,
     replaces: bool = False,
@@ -115,6 +121,7 @@ def feature(
     keyword-only parameters (with defaults) are the feature's params. Returns the function unchanged
     but for a frozen spec attached to it, so it stays directly callable.
 
+    ``resources`` is ``"cpu"`` or ``"gpu"`` (the work pool), or a function of the params that says which.
     ``replaces=True`` lets a plugin's feature take the place of a built-in (or an earlier plugin's) feature
     of the same name; without it, two sources defining one name is a :class:`DuplicateFeatureError`.
     """
@@ -137,7 +144,7 @@ def _build_spec(
     fn: Callable[..., Any],
     *,
     version: str,
-    resources: str,
+    resources: str | Callable[[Mapping[str, Any]], Resources],
     name: str | None,
     model: Callable[[], str | None] | None,
 ) -> FeatureSpec:
@@ -145,8 +152,6 @@ def _build_spec(
     where = f"feature {fname!r} ({fn.__module__}.{fn.__qualname__})"
     if not isinstance(version, str) or not version.strip():
         raise DefinitionError(f"{where}: version must be a non-empty string, got {version!r}")
-    if resources not in ("cpu", "gpu"):
-        raise DefinitionError(f"{where}: resources must be 'cpu' or 'gpu', got {resources!r}")
     try:
         hints = typing.get_type_hints(fn)
     except (NameError, TypeError) as exc:
@@ -172,6 +177,8 @@ def _build_spec(
         inputs.append(Input(p.name, hints[p.name]))
     if "return" not in hints or hints["return"] is type(None):
         raise DefinitionError(f"{where}: declare the return type (the value the feature produces)")
+    resources_of = resources if callable(resources) else None
+    chosen = _checked_resources(where, resources_of(params) if resources_of is not None else resources)
     return FeatureSpec(
         name=fname,
         version=version,
@@ -179,11 +186,18 @@ def _build_spec(
         inputs=tuple(inputs),
         params=types.MappingProxyType(params),
         output=hints["return"],
-        resources=typing.cast(Resources, resources),
+        resources=chosen,
         fingerprint=code_fingerprint(fn),
         model=model,
         doc=inspect.getdoc(fn) or "",
+        resources_of=resources_of,
     )
+
+
+def _checked_resources(where: str, resources: object) -> Resources:
+    if resources == "cpu" or resources == "gpu":
+        return resources
+    raise DefinitionError(f"{where}: resources must be 'cpu' or 'gpu', got {resources!r}")
 
 
 def _check_json(where: str, name: str, value: Any) -> None:

@@ -27,8 +27,9 @@ def embeddings(data: np.ndarray, **meta: object) -> ShotEmbeddings:
 
 @pytest.fixture(scope="module")
 def rotate() -> Iterator[tuple[EncodedMedia, ShotTable]]:
-    media = encode(SourceMedia(asset="rotate", path=DATA / "issue-134-rotate.mp4"))
-    yield media, shots(media)
+    original = SourceMedia(asset="rotate", path=DATA / "issue-134-rotate.mp4")
+    media = encode(original)
+    yield media, shots(original, media)
     shutil.rmtree(media.path.parent, ignore_errors=True)
 
 

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from mediamesh.features import DefinitionError, EncodedMedia, FeatureSpec, ShotTable, SourceMedia, feature, spec_of
+from mediamesh.features import (
+    DefinitionError,
+    EncodedMedia,
+    FeatureSpec,
+    JsonValue,
+    ShotTable,
+    SourceMedia,
+    default_registry,
+    feature,
+    spec_of,
+)
 from mediamesh.features.identity import value_key
 
 
@@ -130,9 +140,29 @@ def test_value_key_depends_on_every_part_of_identity_and_nothing_else() -> None:
 
 
 def test_builtin_types_are_what_the_builtin_features_declare() -> None:
-    from mediamesh.features import default_registry
-
     registry = default_registry()
     assert registry["encode"].output is EncodedMedia
     assert registry["shots"].output is ShotTable
-    assert registry["shots"].input_names == ("encode",)
+    # Cuts are found on the original's frames and placed on the encode's.
+    assert registry["shots"].input_names == ("source", "encode")
+
+
+def test_resources_can_follow_the_params() -> None:
+    @feature(version="1", resources=lambda params: "gpu" if params["model"] == "neural" else "cpu")
+    def cuts(source: SourceMedia, *, model: str = "histogram") -> JsonValue:
+        """Where the shots change."""
+        raise NotImplementedError
+
+    spec = spec_of(cuts)
+    assert spec is not None and spec.resources == "cpu"
+    assert spec.replace(params={"model": "neural"}).resources == "gpu"
+    assert spec.replace(params={"model": "neural"}).replace(params={"model": "edges"}).resources == "cpu"
+    shots = default_registry()["shots"]
+    assert (shots.resources, shots.replace(params={"detector": "content+transnetv2"}).resources) == ("cpu", "gpu")
+
+    with pytest.raises(DefinitionError, match="resources must be 'cpu' or 'gpu', got 'tpu'"):
+
+        @feature(version="1", resources=lambda params: "tpu")  # type: ignore[arg-type,return-value]
+        def elsewhere(source: SourceMedia) -> JsonValue:
+            """Nowhere."""
+            raise NotImplementedError
