@@ -42,10 +42,12 @@ def _record(feature: str, payload_kind: str = "json", meta: dict[str, object] | 
 def test_a_shot_table_renders_as_its_list_of_shot_records() -> None:
     table = ShotTable.from_frames(24.0, [(0, 24), (24, 48), (48, 72)])
     records = render(_record("shots"), table)
+    first = {"transition": None, "transition_start": None, "transition_end": None}
+    cut = {**first, "transition": "cut"}
     assert records == [
-        {"index": 0, "start_frame": 0, "end_frame": 24, "start_time": 0.0, "end_time": 1.0},
-        {"index": 1, "start_frame": 24, "end_frame": 48, "start_time": 1.0, "end_time": 2.0},
-        {"index": 2, "start_frame": 48, "end_frame": 72, "start_time": 2.0, "end_time": 3.0},
+        {"index": 0, "start_frame": 0, "end_frame": 24, "start_time": 0.0, "end_time": 1.0, **first},
+        {"index": 1, "start_frame": 24, "end_frame": 48, "start_time": 1.0, "end_time": 2.0, **cut},
+        {"index": 2, "start_frame": 48, "end_frame": 72, "start_time": 2.0, "end_time": 3.0, **cut},
     ]
     assert render(_record("shots"), table, ShotSlice(1, 3, 3)) == records[1:3]
 
