@@ -55,19 +55,7 @@ def router(meshes: MeshHolder, reader: list[Any]) -> APIRouter:
         return AssetStatusOut(
             asset=asset_id,
             names=list(mesh.store.asset(asset_id).names),
-            features=[
-                FeatureStateOut(
-                    feature=s.feature,
-                    version=s.version,
-                    state=s.state,
-                    key=s.key,
-                    duration_s=s.duration_s,
-                    worker=s.worker,
-                    at=s.at,
-                    detail=s.detail,
-                )
-                for s in states
-            ],
+            features=[FeatureStateOut.model_validate(s, from_attributes=True) for s in states],
         )
 
     @routes.get("/assets/{asset:path}", response_model=AssetOut, responses=LOOKUP_ERRORS)
