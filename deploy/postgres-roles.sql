@@ -12,6 +12,8 @@
 CREATE ROLE mediamesh_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'owner_password';
 CREATE ROLE mediamesh_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'app_password';
 ALTER DATABASE mediamesh OWNER TO mediamesh_owner;
+-- The search indexes' vectors (pgvector, in the image); only a superuser may create the extension.
+CREATE EXTENSION IF NOT EXISTS vector;
 
 -- A database from before the roles: what the superuser created changes hands (nothing to do on a new volume).
 DO $$

@@ -11,12 +11,14 @@ from mediamesh.store.blobs import BlobInfo, BlobNotFoundError, BlobStore, LocalB
 from mediamesh.store.config import StoreSettings
 from mediamesh.store.database import (
     APP_ROLE,
+    EMBEDDED_DATABASE,
     DatabaseSettingsError,
     SchemaOutOfDateError,
     check_schema,
     create_engine,
     embedded_database,
     embedded_database_url,
+    ensure_extensions,
     head_revision,
     migrate,
     schema_revision,
@@ -105,6 +107,7 @@ def open_store(settings: StoreSettings | None = None) -> Store:
         except SchemaOutOfDateError:  # a database from before the roles: the migration grants the privileges
             behind = True
         if behind:
+            ensure_extensions(roles.admin_url, EMBEDDED_DATABASE)
             _migrate_as(roles.owner_url, APP_ROLE)
     else:
         url = settings.database_url
@@ -141,6 +144,7 @@ def migrate_store(settings: StoreSettings | None = None) -> str | None:
                 "the application role's URLs of one database), or neither for the embedded default"
             )
         roles = embedded_database(settings.home_dir)
+        ensure_extensions(roles.admin_url, EMBEDDED_DATABASE)
         _migrate_as(roles.owner_url, APP_ROLE)
         return APP_ROLE
     owner_url = settings.owner_database_url or settings.database_url

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from mediamesh.store.home import running_stack
 
-__all__ = ["StoreSettings"]
+__all__ = ["SearchSettings", "StoreSettings"]
 
 
 class StoreSettings(BaseSettings):
@@ -67,3 +67,17 @@ class _DevStackSource(PydanticBaseSettingsSource):
         if info is None:
             return {}
         return {name: info[name] for name in _FROM_STACK if info.get(name) is not None}
+
+
+class SearchSettings(BaseSettings):
+    """How the search indexes are built and searched (``MEDIAMESH_HNSW_*``, ``MEDIAMESH_SEARCH_MAX_K``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIAMESH_", extra="ignore")
+
+    hnsw_m: int = Field(default=16, ge=2, le=100, description="HNSW links per node (pgvector's m).")
+    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000, description="HNSW build candidate list.")
+    hnsw_ef_search: int = Field(default=100, ge=1, le=1000, description="HNSW search candidate list (at least k).")
+    dialogue_min_similarity: float = Field(
+        default=0.5, ge=-1, le=1, description="Dialogue matched by meaning only at this cosine similarity or more."
+    )
+    search_max_k: int = Field(default=1000, ge=1, le=10_000, description="The most hits one search may ask for.")

@@ -37,6 +37,7 @@ __all__ = [
     "describe_url",
     "embedded_database",
     "embedded_database_url",
+    "ensure_extensions",
     "ensure_roles",
     "head_revision",
     "migrate",
@@ -70,6 +71,8 @@ class DatabaseRoles:
 
     owner_url: str
     app_url: str
+    #: A superuser's URL, where mediamesh runs the server itself (the embedded one); else empty.
+    admin_url: str = ""
 
 
 def embedded_database(home: Path, database: str = EMBEDDED_DATABASE) -> DatabaseRoles:
@@ -166,11 +169,24 @@ def ensure_roles(admin_url: str, database: str) -> DatabaseRoles:
                 )
         elif owner != OWNER_ROLE:
             _hand_over(admin_url, database)
+    if owner != OWNER_ROLE:  # a new database, or one from before the roles
+        ensure_extensions(admin_url, database)
     base = make_url(admin_url).set(drivername="postgresql+psycopg", password=None, database=database)
     return DatabaseRoles(
         owner_url=base.set(username=OWNER_ROLE).render_as_string(hide_password=False),
         app_url=base.set(username=APP_ROLE).render_as_string(hide_password=False),
+        admin_url=admin_url,
     )
+
+
+def ensure_extensions(admin_url: str, database: str) -> None:
+    """Create the extensions the schema needs (``vector``) in ``database``, as the superuser ``admin_url`` names:
+    neither mediamesh role may. Nothing happens where they exist."""
+    url = make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() != (1,):
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
 def _hand_over(admin_url: str, database: str) -> None:
@@ -267,6 +283,8 @@ def _grant(conn: sa.Connection, app_role: str) -> None:
         f"GRANT INSERT ON {', '.join(quote(t) for t in tables)} TO {role}",
         f"GRANT UPDATE, DELETE ON {', '.join(quote(t.name) for t in schema.MUTABLE)} TO {role}",
         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {where} TO {role}",
+        # The one DDL it may ask for: the HNSW index of a new (search index, version, width), built as the owner.
+        f"GRANT EXECUTE ON FUNCTION mediamesh_ensure_vector_index(text, text, integer, integer, integer) TO {role}",
     ):
         conn.execute(sa.text(statement))
 

@@ -2,8 +2,9 @@
 
 ``MEDIAMESH_FAULT=POINT:FEATURE:ACTION[:DIR]`` acts when the value of ``FEATURE`` reaches ``POINT``:
 
-- points: ``before-blob`` (nothing written yet), ``after-blob`` (blob stored, no row), ``after-row`` (row and
-  lineage committed, claim still held);
+- points: ``before-blob`` (nothing written yet), ``after-blob`` (blob stored, no row), ``before-index`` (row and
+  lineage written in the open transaction, its search-index rows not yet), ``after-row`` (row, lineage and index
+  rows committed, claim still held);
 - actions: ``kill`` (SIGKILL this process, as an OOM killer or a lost node would) or ``pause`` (create
   ``DIR/paused``, then wait until ``DIR/resume`` exists, so a test can stop a backend at that exact moment).
 
@@ -17,9 +18,9 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["AFTER_BLOB", "AFTER_ROW", "BEFORE_BLOB", "fault_point"]
+__all__ = ["AFTER_BLOB", "AFTER_ROW", "BEFORE_BLOB", "BEFORE_INDEX", "fault_point"]
 
-BEFORE_BLOB, AFTER_BLOB, AFTER_ROW = "before-blob", "after-blob", "after-row"
+BEFORE_BLOB, AFTER_BLOB, BEFORE_INDEX, AFTER_ROW = "before-blob", "after-blob", "before-index", "after-row"
 _PAUSE_LIMIT_S = 300.0
 
 

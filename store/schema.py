@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -17,10 +19,11 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 __all__ = [
     "MUTABLE",
+    "SEARCH_TABLES",
     "aliases",
     "artefacts",
     "assets",
@@ -35,6 +38,10 @@ __all__ = [
     "metadata",
     "promotions",
     "runs",
+    "search_cues",
+    "search_indexed",
+    "search_shots",
+    "search_vectors",
     "values",
     "views",
 ]
@@ -203,6 +210,69 @@ feature_promotions = Table(
     Index("ix_feature_promotions_feature", "feature", "promoted_at"),
 )
 
+# The search indexes: projections of stored values (features/indexes.py), written in the value's own transaction
+# and rebuildable from the values at any time, so the application role may delete (rebuild) their rows.
+search_vectors = Table(
+    "search_vectors",
+    metadata,
+    Column("index_name", Text, primary_key=True),
+    Column("value_key", String(64), ForeignKey("feature_values.key"), primary_key=True),
+    Column("shot", Integer, primary_key=True),
+    Column("version", Text, nullable=False, comment="the version of the value's feature"),
+    Column("model_fingerprint", Text, comment="the model that made the vector: queries are encoded with the same"),
+    Column("asset_id", String(64), nullable=False),
+    Column("shots_key", String(64), comment="the shots value the shot index refers to (its times)"),
+    Column("language", Text, comment="the language of the text the vector encodes (dialogue); else NULL"),
+    Column("dims", Integer, nullable=False),
+    Column("embedding", VECTOR(), nullable=False, comment="unit vector; HNSW per (index, version, dims)"),
+    Index("ix_search_vectors_scope", "index_name", "version", "asset_id"),
+)
+
+search_cues = Table(
+    "search_cues",
+    metadata,
+    Column("index_name", Text, primary_key=True),
+    Column("value_key", String(64), ForeignKey("feature_values.key"), primary_key=True),
+    Column("cue", Integer, primary_key=True),
+    Column("version", Text, nullable=False),
+    Column("asset_id", String(64), nullable=False),
+    Column("shots_key", String(64)),
+    Column("shot", Integer, nullable=False),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float, nullable=False),
+    Column("language", Text),
+    Column("text", Text, nullable=False),
+    Column("document", TSVECTOR, Computed("to_tsvector('simple'::regconfig, text)", persisted=True)),
+    Index("ix_search_cues_document", "document", postgresql_using="gin"),
+    Index("ix_search_cues_scope", "index_name", "version", "asset_id"),
+)
+
+search_shots = Table(
+    "search_shots",
+    metadata,
+    Column("index_name", Text, primary_key=True),
+    Column("value_key", String(64), ForeignKey("feature_values.key"), primary_key=True),
+    Column("shot", Integer, primary_key=True),
+    Column("version", Text, nullable=False),
+    Column("asset_id", String(64), nullable=False),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float, nullable=False),
+    Index("ix_search_shots_scope", "index_name", "version", "asset_id", "start_time"),
+)
+
+search_indexed = Table(
+    "search_indexed",
+    metadata,
+    Column("index_name", Text, primary_key=True),
+    Column("value_key", String(64), ForeignKey("feature_values.key"), primary_key=True),
+    Column("version", Text, nullable=False),
+    Column("rows", Integer, nullable=False, comment="how many rows the value made (0: a shot-less value, say)"),
+    Column("indexed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="every value an index holds, with its rows written in the same transaction: what `index status` checks",
+)
+
+SEARCH_TABLES = {"vector": search_vectors, "text": search_cues, "time": search_shots}
+
 # Views live apart from ``metadata``, so that Alembic's autogenerate never takes them for tables.
 views = MetaData()
 
@@ -239,6 +309,7 @@ feature_catalogue = Table(
 )
 
 # The only tables the application role may UPDATE or DELETE (store.database.migrate grants from this):
-# who is computing what right now, and a run's counts when it finishes. Every other table is read and
-# appended to, never changed.
-MUTABLE = (claims, runs)
+# who is computing what right now, a run's counts when it finishes, and the search indexes' projections. Every
+# other table is read and appended to, never changed.
+# The search tables are projections, rebuilt (deleted and derived again) by ``mediamesh index rebuild``.
+MUTABLE = (claims, runs, search_vectors, search_cues, search_shots, search_indexed)

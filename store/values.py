@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mediamesh.store import codecs, faults, schema
 from mediamesh.store.blobs import BlobIntegrityError
-from mediamesh.store.core import StoreCore
+from mediamesh.store.indexes import IndexBatch, IndexStore
 from mediamesh.store.records import (
     HASH_CHUNK,
     VERIFY_ON_READ_BYTES,
@@ -31,7 +31,7 @@ __all__ = ["ValueStore"]
 _HEX_OR_COMMA = frozenset("0123456789abcdef,")
 
 
-class ValueStore(StoreCore):
+class ValueStore(IndexStore):
     """Immutable values: inserted once under their key, never updated; read back checked against their row."""
 
     def stored_keys(self, keys: Iterable[str]) -> set[str]:
@@ -52,8 +52,8 @@ class ValueStore(StoreCore):
             ).scalar_one()
         return set(found.split(",")) if found else set()
 
-    def put_value(self, new: NewValue, value: Any) -> ValueRecord:
-        """Write the blob (verified), then the row and its lineage in one transaction."""
+    def put_value(self, new: NewValue, value: Any, *, index: Sequence[IndexBatch] = ()) -> ValueRecord:
+        """Write the blob (verified), then the row, its lineage and its search-index rows in one transaction."""
         payload = codecs.encode(value)
         faults.fault_point(faults.BEFORE_BLOB, new.feature)
         if payload.path is not None:
@@ -99,6 +99,10 @@ class ValueStore(StoreCore):
                         for i, (n, k) in enumerate(new.inputs)
                     ],
                 )
+            if index:
+                faults.fault_point(faults.BEFORE_INDEX, new.feature)
+                # Also for a row that was already there (stored before its index existed): markers say what is held.
+                self.write_index_rows(conn, new.key, new.asset_id, new.version, new.model_fingerprint, index)
         faults.fault_point(faults.AFTER_ROW, new.feature)
         record = self.value(new.key)
         if record is None:  # pragma: no cover - the row was just written or already there

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mediamesh.orchestrator.interfaces.api import auth
 from mediamesh.orchestrator.interfaces.api.errors import add_error_handlers
-from mediamesh.orchestrator.interfaces.api.routes import assets, events, health, values
+from mediamesh.orchestrator.interfaces.api.routes import assets, events, health, search, values
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings
 from mediamesh.store.landing import LandingReader
@@ -119,6 +119,7 @@ def create_app(
     app.include_router(values.router(meshes, reader))
     app.include_router(assets.router(meshes, reader))
     app.include_router(events.router(meshes, landing, settings, writer))
+    app.include_router(search.router(meshes, reader))
     return app
 
 
