@@ -102,7 +102,21 @@ __all__ = [
 
 
 def default_registry() -> Registry:
-    """The built-in media features: the MediaFM input pipeline and the contextual shot embedding."""
-    from mediamesh.features import contextual, dedup, encode, encoders, fused, shots, timed_text, title
+    """The built-in media features: the MediaFM input pipeline, the contextual shot embedding, match
+    cutting (on demand) and shot thumbnails."""
+    from mediamesh.features import (
+        contextual,
+        dedup,
+        encode,
+        encoders,
+        fused,
+        matchcut,
+        shots,
+        thumbnails,
+        timed_text,
+        title,
+    )
 
-    return Registry.from_modules(encode, shots, dedup, timed_text, encoders, fused, title, contextual)
+    return Registry.from_modules(
+        encode, shots, dedup, timed_text, encoders, fused, title, contextual, matchcut, thumbnails
+    )

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mediamesh.features.errors import DefinitionError
-from mediamesh.features.values import ShotEmbeddings, ShotTable, TimedText
+from mediamesh.features.values import BoundaryRows, ShotEmbeddings, ShotTable, TimedText
 
 __all__ = [
     "BUILT_IN_INDEXES",
@@ -160,8 +160,54 @@ def shots(value: ShotTable) -> list[TimeRow]:
     return [TimeRow(shot.index, shot.start_time, shot.end_time) for shot in value.shots]
 
 
+def _boundaries(value: BoundaryRows, side: int) -> list[VectorRow]:
+    """One row per unique shot (``meta["groups"]``: a repeat is its representative's shot) that is not zeros."""
+    groups = value.meta.get("groups")
+    data = np.asarray(value.data[:, side], np.float32)
+    return [
+        VectorRow(shot, row)
+        for shot, row in enumerate(data)
+        if np.any(row) and (groups is None or groups[shot] == shot)
+    ]
+
+
+@index(name="frame_ends", feature="frame_match", kind="vector")
+def frame_ends(value: BoundaryRows) -> list[VectorRow]:
+    """How each shot ends (its last frame's row): the a side of a frame match cut across titles."""
+    return _boundaries(value, 0)
+
+
+@index(name="frame_starts", feature="frame_match", kind="vector")
+def frame_starts(value: BoundaryRows) -> list[VectorRow]:
+    """How each shot begins (its first frame's row): the b side of a frame match cut across titles."""
+    return _boundaries(value, 1)
+
+
+@index(name="motion_ends", feature="motion_match", kind="vector")
+def motion_ends(value: BoundaryRows) -> list[VectorRow]:
+    """The motion ending each shot: the a side of a motion match cut across titles."""
+    return _boundaries(value, 0)
+
+
+@index(name="motion_starts", feature="motion_match", kind="vector")
+def motion_starts(value: BoundaryRows) -> list[VectorRow]:
+    """The motion starting each shot: the b side of a motion match cut across titles."""
+    return _boundaries(value, 1)
+
+
 #: The indexes every mesh keeps (those whose feature its registry has).
-BUILT_IN_INDEXES: tuple[IndexSpec, ...] = (shots, video, fused, contextual, dialogue, dialogue_semantic)
+BUILT_IN_INDEXES: tuple[IndexSpec, ...] = (
+    shots,
+    video,
+    fused,
+    contextual,
+    dialogue,
+    dialogue_semantic,
+    frame_ends,
+    frame_starts,
+    motion_ends,
+    motion_starts,
+)
 
 
 def indexes_by_name(specs: tuple[IndexSpec, ...] = BUILT_IN_INDEXES) -> Mapping[str, IndexSpec]:

@@ -76,6 +76,8 @@ class FeatureSpec:
     doc: str = ""
     #: Whether this feature may take the place of a same-named one from an earlier source (a built-in, say).
     replaces: bool = False
+    #: Computed when asked for (a query, ``--targets``), not by every ingest: match cutting's representations.
+    on_demand: bool = False
     #: Chooses ``resources`` from the params, where the pool depends on them (the shot detector, say).
     resources_of: Callable[[Mapping[str, Any]], Resources] | None = field(default=None, repr=False, compare=False)
 
@@ -116,6 +118,7 @@ def feature(
     name: str | None = None,
     model: Callable[[], str | None] | None = None,
     replaces: bool = False,
+    on_demand: bool = False,
 ) -> Callable[[F], F]:
     """Declare a feature. Positional parameters are inputs, named after the features they consume;
     keyword-only parameters (with defaults) are the feature's params. Returns the function unchanged
@@ -124,11 +127,13 @@ def feature(
     ``resources`` is ``"cpu"`` or ``"gpu"`` (the work pool), or a function of the params that says which.
     ``replaces=True`` lets a plugin's feature take the place of a built-in (or an earlier plugin's) feature
     of the same name; without it, two sources defining one name is a :class:`DuplicateFeatureError`.
+    ``on_demand=True`` leaves the feature out of what an ingest computes by default; a query that needs it
+    (or ``--targets``) has it computed.
     """
 
     def decorate(fn: F) -> F:
         spec = _build_spec(fn, version=version, resources=resources, name=name, model=model)
-        setattr(fn, _SPEC_ATTR, dataclasses.replace(spec, replaces=replaces) if replaces else spec)
+        setattr(fn, _SPEC_ATTR, dataclasses.replace(spec, replaces=replaces, on_demand=on_demand))
         return fn
 
     return decorate

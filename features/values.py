@@ -310,3 +310,96 @@ class MediaFMCheckpoint:
 
     path: Path | None = None
     sha256: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class BoundaryRows(ArrayValue):
+    """Per shot, a unit row for how it ends and one for how it begins: float32, shape (shots, 2, D).
+
+    ``data[:, 0]`` (``ends``) describes the shot's last frame(s), ``data[:, 1]`` (``starts``) its first, so
+    ``ends[a] . starts[b]`` scores a cut from shot a to shot b. Duplicate shots hold exact copies of their
+    representative's rows; ``meta`` says how the rows were made.
+    """
+
+    data: np.ndarray[Any, Any]
+    meta: dict[str, Any]
+
+    @property
+    def ends(self) -> np.ndarray[Any, Any]:
+        return self.data[:, 0]
+
+    @property
+    def starts(self) -> np.ndarray[Any, Any]:
+        return self.data[:, 1]
+
+    @classmethod
+    def from_array(cls, data: np.ndarray[Any, Any], meta: dict[str, Any]) -> Self:
+        return cls(data=data, meta=meta)
+
+
+@dataclass(frozen=True)
+class MatchCut:
+    """A match cut: the end of shot ``a`` matched to the start of shot ``b``, with their ``score``."""
+
+    a: int
+    b: int
+    score: float
+
+
+@dataclass(frozen=True)
+class MatchCuts(JsonValue):
+    """A title's best match cuts of one ``flavour`` (``frame`` or ``motion``), best first."""
+
+    flavour: str
+    pairs: tuple[MatchCut, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flavour": self.flavour, "pairs": [asdict(p) for p in self.pairs]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(flavour=data["flavour"], pairs=tuple(MatchCut(**p) for p in data["pairs"]))
+
+
+__all__ += ["BoundaryRows", "MatchCut", "MatchCuts"]
+
+
+@dataclass(frozen=True)
+class ShotThumbnails(FileValue):
+    """A title's shot thumbnails as one JPEG sprite sheet: equal tiles in rows of ``columns``, one per unique
+    shot; ``tiles[shot]`` is the tile a shot shows (a duplicate shows its representative's)."""
+
+    suffix: ClassVar[str] = ".jpg"
+
+    path: Path
+    tile_width: int
+    tile_height: int
+    columns: int
+    tiles: tuple[int, ...]
+
+    def box(self, shot: int) -> tuple[int, int, int, int]:
+        """Where shot ``shot``'s tile is in the sheet: ``(left, top, right, bottom)`` in pixels."""
+        tile = self.tiles[shot]
+        left, top = (tile % self.columns) * self.tile_width, (tile // self.columns) * self.tile_height
+        return left, top, left + self.tile_width, top + self.tile_height
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "tile_width": self.tile_width,
+            "tile_height": self.tile_height,
+            "columns": self.columns,
+            "tiles": list(self.tiles),
+        }
+
+    @classmethod
+    def from_file(cls, path: Path, meta: dict[str, Any]) -> Self:
+        return cls(
+            path=path,
+            tile_width=int(meta["tile_width"]),
+            tile_height=int(meta["tile_height"]),
+            columns=int(meta["columns"]),
+            tiles=tuple(int(t) for t in meta["tiles"]),
+        )
+
+
+__all__ += ["ShotThumbnails"]

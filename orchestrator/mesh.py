@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mediamesh.features.errors import (
     BackendUnavailableError,
@@ -17,6 +17,7 @@ from mediamesh.features.spec import MEDIAFM
 from mediamesh.features.values import TitleMetadata
 from mediamesh.orchestrator.execution.dispatch import Dispatcher, dispatcher
 from mediamesh.orchestrator.execution.engine import Progress, RunReport, execute
+from mediamesh.orchestrator.execution.indexing import IndexReport, find_index, indexes_of, rebuild, scopes
 from mediamesh.orchestrator.execution.ingest import IngestResult, LocalFile, Source, register, registered
 from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.execution.plugins import configured_registry
@@ -24,7 +25,11 @@ from mediamesh.orchestrator.interfaces import reads
 from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 from mediamesh.store import Store, StoreSettings, ValueRecord, open_store
 from mediamesh.store.codecs import payload_kind_of
+from mediamesh.store.indexes import IndexedScope
 from mediamesh.store.landing import LandingReader
+
+if TYPE_CHECKING:
+    from mediamesh.orchestrator.interfaces.search import SearchAnswer, SearchRequest
 
 __all__ = ["Dispatched", "FeatureState", "IngestResult", "Mesh", "configured_registry"]
 
@@ -241,10 +246,12 @@ class Mesh:
         return self.run(the_plan, trigger=f"backfill-{spec.name}", progress=progress, on_server_start=on_server_start)
 
     def default_targets(self) -> list[str]:
-        """Every feature, except those that need a trained MediaFM checkpoint while none is promoted."""
+        """Every feature but those computed on demand, and those that need a trained MediaFM checkpoint while
+        none is promoted."""
+        names = [name for name in self.registry if not self.registry[name].on_demand]
         if self.store.promoted(MEDIAFM) is not None:
-            return list(self.registry)
-        return [name for name in self.registry if MEDIAFM not in self.registry.roots_of(name)]
+            return names
+        return [name for name in names if MEDIAFM not in self.registry.roots_of(name)]
 
     def run(
         self,
@@ -334,6 +341,24 @@ class Mesh:
         """The record a reader of ``feature`` (or ``feature@version``) gets for asset id ``asset``, and whether
         the current definition made it (``reads.find`` says how it is chosen)."""
         return reads.find(self.store, self.registry, asset, feature, version)
+
+    def search(
+        self, request: SearchRequest | None = None, *, image: bytes | Path | None = None, **fields: Any
+    ) -> SearchAnswer:
+        """Search the indexes: ``mesh.search(kind="text", text="where is it", sources=["dialogue"])``, or a
+        :class:`SearchRequest`; ``image`` is the picture of an image search (``interfaces/search.py``)."""
+        from mediamesh.orchestrator.interfaces import search
+
+        return search.search(self.store, self.registry, request or search.SearchRequest(**fields), image=image)
+
+    def rebuild_index(self, name: str, *, version: str | None = None, drop: bool = True) -> IndexReport:
+        """Derive one index's rows again from the stored values (``execution/indexing.py``)."""
+        spec = find_index(indexes_of(self.registry), name)
+        return rebuild(self.store, self.registry, spec, version=version, drop=drop)
+
+    def index_scopes(self) -> list[IndexedScope]:
+        """Per index and version: rows, values indexed and values stored."""
+        return scopes(self.store, indexes_of(self.registry))
 
 
 def _with_outage(results: list[IngestResult], paths: list[str], outage: BackendUnavailableError) -> list[IngestResult]:

@@ -80,4 +80,7 @@ class SearchSettings(BaseSettings):
     dialogue_min_similarity: float = Field(
         default=0.5, ge=-1, le=1, description="Dialogue matched by meaning only at this cosine similarity or more."
     )
+    hnsw_cross_ef_search: int = Field(
+        default=20, ge=1, le=1000, description="HNSW candidate list per shot in cross-title match cut queries."
+    )
     search_max_k: int = Field(default=1000, ge=1, le=10_000, description="The most hits one search may ask for.")

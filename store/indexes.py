@@ -338,6 +338,56 @@ class IndexStore(StoreCore):
             rows = conn.execute(sa.text(sql), params).all()
         return [ShotMatch(r.asset_id, r.shots_key, int(r.shot), 1.0 - float(r.distance)) for r in rows]
 
+    def cross_candidates(
+        self,
+        ends: str,
+        starts: str,
+        version: str,
+        assets: Sequence[str],
+        per_shot: int,
+        *,
+        model_fingerprint: str | None,
+    ) -> list[tuple[str, int, str, int, float]]:
+        """For each row of ``ends`` among ``assets``, its ``per_shot`` nearest rows of ``starts`` in the *other*
+        assets (HNSW, one probe per row, all in one statement): ``(asset a, shot a, asset b, shot b,
+        similarity)``, the similarity computed exactly on the stored vectors."""
+        t = schema.search_vectors
+        with self._connect() as conn:
+            dims = conn.execute(
+                sa.select(t.c.dims)
+                .where(t.c.index_name == ends, t.c.version == version, t.c.asset_id.in_(list(assets)))
+                .limit(1)
+            ).scalar()
+        if dims is None:
+            return []
+        cast = f"::vector({int(dims)})"
+        sql = (
+            f"SELECT e.asset_id AS a_asset, e.shot AS a_shot, c.asset_id AS b_asset, c.shot AS b_shot, c.distance "
+            f"FROM search_vectors e CROSS JOIN LATERAL ("
+            f"  SELECT s.asset_id, s.shot, s.embedding{cast} <=> e.embedding{cast} AS distance FROM search_vectors s"
+            f"  WHERE s.index_name = :starts AND s.version = :version AND s.dims = {int(dims)}"
+            f"    AND s.model_fingerprint IS NOT DISTINCT FROM :model"
+            f"    AND s.asset_id = ANY(:assets) AND s.asset_id <> e.asset_id"
+            f"  ORDER BY s.embedding{cast} <=> e.embedding{cast} LIMIT :per_shot) c "
+            f"WHERE e.index_name = :ends AND e.version = :version AND e.dims = {int(dims)}"
+            f"  AND e.model_fingerprint IS NOT DISTINCT FROM :model AND e.asset_id = ANY(:assets)"
+        )
+        params = {
+            "ends": ends,
+            "starts": starts,
+            "version": version,
+            "model": model_fingerprint,
+            "assets": list(assets),
+            "per_shot": per_shot,
+        }
+        settings = SearchSettings()
+        with self._begin() as conn:
+            conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(int(settings.hnsw_cross_ef_search), per_shot)}"))
+            # Every candidate is scored exactly and all are sorted after: the probes need no strict order.
+            conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            rows = conn.execute(sa.text(sql), params).all()
+        return [(r.a_asset, int(r.a_shot), r.b_asset, int(r.b_shot), 1.0 - float(r.distance)) for r in rows]
+
     def explain_vectors(self, index: str, version: str, dims: int) -> str:
         """The plan of a nearest-neighbour query of ``index@version`` (for tests and benchmarks)."""
         probe = _vector_literal(np.ones(dims, np.float32) / np.sqrt(dims))
@@ -468,12 +518,13 @@ class IndexStore(StoreCore):
         model_fingerprint: str | None = None,
         batch: int = 5_000,
     ) -> None:
-        """Insert ``(value_key, asset_id, shot, vector)`` rows as given, no markers (benchmarks)."""
+        """Insert ``(value_key, asset_id, shot, vector)`` rows as given, no markers (benchmarks, synthetic
+        titles), in one transaction; a new scope's HNSW index is built once its rows are in (faster than
+        growing it row by row)."""
         if not rows:
             return
         dims = int(np.asarray(rows[0][3]).shape[0])
         with self._begin() as conn:
-            self._ensure_hnsw(conn, index, version, dims)
             for start in range(0, len(rows), batch):
                 conn.execute(
                     schema.search_vectors.insert(),
@@ -491,6 +542,7 @@ class IndexStore(StoreCore):
                         for key, asset, shot, vec in rows[start : start + batch]
                     ],
                 )
+            self._ensure_hnsw(conn, index, version, dims)
 
 
 def _vector_literal(vector: np.ndarray[Any, Any]) -> str:

@@ -21,6 +21,7 @@ from mediamesh.features.errors import BackendUnavailableError, ExecutionError, M
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from mediamesh.features.values import FileValue
+from mediamesh.orchestrator.execution.indexing import batches_for, indexes_of
 from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, RootInput
 from mediamesh.store import NewValue, Store
 from mediamesh.store.codecs import payload_kind_of, type_name
@@ -150,6 +151,7 @@ class _Runner:
         self.progress = progress
         self.worker = worker_id()
         self.roots: dict[tuple[str, str], RootInput] = {}
+        self.indexes = indexes_of(registry)
 
     def run(
         self, plan: Plan, *, trigger: str, api_url: str | None, max_workers: int | None
@@ -230,6 +232,7 @@ class _Runner:
             try:
                 inputs = [self._load(value, name, key) for name, key in value.inputs]
                 result = spec.fn(*inputs, **spec.params)
+                index = batches_for(self.indexes, spec.name, result)
             except Exception as exc:  # a Ctrl-C is no failed attempt: it ends the run, recording nothing
                 error = _as_execution_error(exc, value)
                 self.store.record_attempt(
@@ -250,6 +253,7 @@ class _Runner:
                 self.store.put_value(
                     new_value(value, started=started, worker=self.worker, device=_device_of(result)),
                     result,
+                    index=index,
                 )
             finally:
                 _discard_scratch(result)

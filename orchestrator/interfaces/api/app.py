@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mediamesh.orchestrator.interfaces.api import auth
 from mediamesh.orchestrator.interfaces.api.errors import add_error_handlers
-from mediamesh.orchestrator.interfaces.api.routes import assets, events, health, search, values
+from mediamesh.orchestrator.interfaces.api.routes import assets, events, health, matchcuts, search, values
+from mediamesh.orchestrator.interfaces.web import mount as mount_pages
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings
 from mediamesh.store.landing import LandingReader
@@ -120,6 +121,8 @@ def create_app(
     app.include_router(assets.router(meshes, reader))
     app.include_router(events.router(meshes, landing, settings, writer))
     app.include_router(search.router(meshes, reader))
+    app.include_router(matchcuts.router(meshes, reader))
+    mount_pages(app, meshes, settings)  # the shot browser at /, read as the API reads
     return app
 
 

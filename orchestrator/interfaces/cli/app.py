@@ -8,7 +8,17 @@ import typer
 from rich.markup import escape
 
 from mediamesh.features.errors import MediameshError
-from mediamesh.orchestrator.interfaces.cli import compute, evaluation, maintenance, mediafm, reads, services
+from mediamesh.orchestrator.interfaces.cli import (
+    compute,
+    evaluation,
+    maintenance,
+    matchcuts,
+    mediafm,
+    reads,
+    search,
+    services,
+    show,
+)
 from mediamesh.orchestrator.interfaces.cli.console import err
 from mediamesh.orchestrator.services import lifecycle
 from mediamesh.store import StoreSettings
@@ -27,7 +37,9 @@ for command in (
     reads.status,
     reads.read,
     reads.features,
+    show.show,
     compute.backfill,
+    matchcuts.matchcuts,
     mediafm.promote,
     mediafm.train,
 ):
@@ -47,6 +59,8 @@ app.command(name="dev-stack")(services.dev_stack)
 app.command()(compute.demo)
 # Typer lists groups after commands, so the group is registered last, where --help shows it.
 app.add_typer(evaluation.app, name="eval")
+app.add_typer(search.search_app, name="search")
+app.add_typer(search.index_app, name="index")
 
 
 def main() -> None:
