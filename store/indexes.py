@@ -235,31 +235,25 @@ class IndexStore(StoreCore):
         table = schema.SEARCH_TABLES[kind]
         v, m = schema.values, schema.search_indexed
         with self._connect() as conn:
-            stored: dict[str, int] = dict(
+            stored: dict[str, int] = _pairs(
                 conn.execute(
                     sa.select(v.c.version, sa.func.count()).where(v.c.feature == feature).group_by(v.c.version)
                 )
-                .tuples()
-                .all()
             )
-            indexed: dict[str, int] = dict(
+            indexed: dict[str, int] = _pairs(
                 conn.execute(
                     sa.select(m.c.version, sa.func.count())
                     .join(v, v.c.key == m.c.value_key)
                     .where(m.c.index_name == index, v.c.feature == feature)
                     .group_by(m.c.version)
                 )
-                .tuples()
-                .all()
             )
-            rows: dict[str, int] = dict(
+            rows: dict[str, int] = _pairs(
                 conn.execute(
                     sa.select(table.c.version, sa.func.count())
                     .where(table.c.index_name == index)
                     .group_by(table.c.version)
                 )
-                .tuples()
-                .all()
             )
         versions = sorted(set(stored) | set(indexed), key=_version_order)
         return [
@@ -543,6 +537,10 @@ class IndexStore(StoreCore):
                     ],
                 )
             self._ensure_hnsw(conn, index, version, dims)
+
+
+def _pairs(result: Iterable[Any]) -> dict[str, int]:
+    return {str(row[0]): int(row[1]) for row in result}
 
 
 def _vector_literal(vector: np.ndarray[Any, Any]) -> str:

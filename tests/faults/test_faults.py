@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamesh.store import Store, StoreSettings, open_store
-from mediamesh.store.faults import AFTER_BLOB, AFTER_ROW, BEFORE_BLOB
+from mediamesh.store.faults import AFTER_BLOB, AFTER_ROW, BEFORE_BLOB, BEFORE_INDEX
 from tests.services import seaweed_s3
 
 DATA = Path(__file__).parents[1] / "data"
@@ -125,8 +125,9 @@ def store(env: dict[str, str]) -> Iterator[Store]:
 
 
 def test_sigkill_mid_value_at_each_point_then_rerun(env: dict[str, str], store: Store, clip: Path) -> None:
-    # One title killed three times, each kill at another point of another value's write, then a rerun.
-    kills = [(BEFORE_BLOB, "encode"), (AFTER_BLOB, "shots"), (AFTER_ROW, "dedup")]
+    # One title killed four times, each kill at another point of another value's write, then a rerun. Between a
+    # value's row and its search-index rows, the open transaction dies with the process: neither is stored.
+    kills = [(BEFORE_BLOB, "encode"), (AFTER_BLOB, "shots"), (AFTER_ROW, "dedup"), (BEFORE_INDEX, "video_embedding")]
     for point, feature in kills:
         before = set(_values(store))
         killed = subprocess.run(
@@ -145,8 +146,11 @@ def test_sigkill_mid_value_at_each_point_then_rerun(env: dict[str, str], store: 
         assert "Traceback" not in killed.stderr
 
     entry = _ingest_ok(env, clip)
-    assert entry["computed"] >= 1 and {"encode", "shots", "dedup"} <= set(_values(store))
+    assert entry["computed"] >= 1 and {"encode", "shots", "dedup", "video_embedding"} <= set(_values(store))
     assert_intact(env, store)
+    scopes = json.loads(mediamesh(env, "index", "status", "--json").stdout)
+    assert scopes and all(s["in_sync"] for s in scopes), scopes
+    assert {s["index"] for s in scopes if s["rows"]} >= {"shots", "video", "fused"}
 
 
 def test_gc_while_a_value_is_between_blob_and_row(
