@@ -12,6 +12,7 @@ import pytest
 
 from mediamesh.features import default_registry
 from mediamesh.features.queries import QueryNotSupportedError
+from mediamesh.features.values import TitleMetadata
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import Store
 from tests.models import TinyModels
@@ -78,6 +79,16 @@ def test_dialogue_image_and_time_search_answer_alike_in_python_and_over_http_and
     assert [(h.asset, h.shot) for h in spans.hits] == sorted([(a, 1), (a, 2), (b, 1), (b, 2)])
     only_b = mesh.search(kind="time", start=5.0, end=7.0, assets=[b])
     assert [(h.asset, h.shot) for h in only_b.hits] == [(b, 1), (b, 2)]
+    local_store.set_title_metadata(b, TitleMetadata(title="B", tags=("Street", "night")), name="movie.json")
+    tagged = mesh.search(kind="time", start=5.0, end=7.0, tags=["street"])
+    assert [(h.asset, h.shot) for h in tagged.hits] == [(b, 1), (b, 2)]
+    assert mesh.search(kind="time", start=5.0, end=7.0, tags=["street", "day"]).hits == []
+    pages = [mesh.search(kind="time", start=5.0, end=7.0, top=1, offset=i).hits for i in range(5)]
+    assert [(h.asset, h.shot) for page in pages for h in page] == [(h.asset, h.shot) for h in spans.hits]
+    # Grouped by title: each title's hits together, titles in the order of their best hit.
+    grouped = mesh.search(kind="similar", asset=a, shot=1, top=6, group=True)
+    order = [h.asset for h in grouped.hits]
+    assert order == sorted(order, key=order.index) and len(set(order)) == 2
 
     with api_client(mesh) as client:
         body = client.post(
