@@ -151,6 +151,11 @@ def test_sigkill_mid_value_at_each_point_then_rerun(env: dict[str, str], store: 
     scopes = json.loads(mediamesh(env, "index", "status", "--json").stdout)
     assert scopes and all(s["in_sync"] for s in scopes), scopes
     assert {s["index"] for s in scopes if s["rows"]} >= {"shots", "video", "fused"}
+    rebuilt = json.loads(mediamesh(env, "index", "rebuild", "video", "shots", "--json").stdout)
+    assert [(r["index"], r["values"]) for r in rebuilt] == [("video", 1), ("shots", 1)]
+    assert all(r["dropped"] == r["rows"] > 0 for r in rebuilt), rebuilt
+    hits = json.loads(mediamesh(env, "search", "time", "0", "3", "--json").stdout)["hits"]
+    assert hits and {h["name"] for h in hits} == {str(clip)} and hits[0]["shot"] == 0
 
 
 def test_gc_while_a_value_is_between_blob_and_row(

@@ -15,7 +15,20 @@ from mediamesh.store import StoreSettings, open_store
 from tests.orchestrator.test_cli import mediamesh
 
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-PRINTS_DATA = {"ingest", "status", "read", "features", "backfill", "promote", "train", "eval", "info", "gc", "verify"}
+PRINTS_DATA = {
+    "ingest",
+    "status",
+    "read",
+    "features",
+    "backfill",
+    "promote",
+    "train",
+    "eval",
+    "info",
+    "gc",
+    "verify",
+    "matchcuts",
+}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
