@@ -15,13 +15,27 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from bench import encoders, mediafm, orchestration, planning, read, reingest, service, shots, verify
+from bench import (
+    browser,
+    encoders,
+    matchcut,
+    mediafm,
+    orchestration,
+    planning,
+    read,
+    reingest,
+    search,
+    service,
+    shots,
+    verify,
+)
 from bench.context import Context, Services
 from bench.harness import Figure
 from bench.report import print_report, write_results
 
 BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "shots": shots.run,
+    "browser": browser.run,
     "reingest": reingest.run,
     "read": read.run,
     "verify": verify.run,
@@ -30,6 +44,8 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "service": service.run,
     "encoders": encoders.run,
     "mediafm": mediafm.run,
+    "matchcut": matchcut.run,
+    "search": search.run,
 }
 
 
@@ -42,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=list(BENCHMARKS),
         metavar="NAME",
         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--large", action="store_true", help="also the opt-in sizes (search: 1,000,000 vectors); far slower"
     )
     parser.add_argument("--debug", action="store_true", help="let a failing benchmark raise, with its traceback")
     args = parser.parse_args(argv)
@@ -61,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             with console.status(f"running {name}{' (quick)' if args.quick else ''} ..."):
                 try:
                     with ExitStack() as stack:
-                        ctx = Context.enter(services, name, quick=args.quick, stack=stack)
+                        ctx = Context.enter(services, name, quick=args.quick, stack=stack, large=args.large)
                         figures.extend(BENCHMARKS[name](ctx))
                 except Exception as error:
                     if args.debug:

@@ -61,12 +61,14 @@ class Context:
     quick: bool
     workdir: Path
     stack: ExitStack
+    #: ``--large``: the opt-in sizes too (``make bench-large``), which take far longer.
+    large: bool = False
 
     @classmethod
-    def enter(cls, services: Services, name: str, *, quick: bool, stack: ExitStack) -> Context:
+    def enter(cls, services: Services, name: str, *, quick: bool, stack: ExitStack, large: bool = False) -> Context:
         workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=services.root))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        return cls(services, quick, workdir, stack)
+        return cls(services, quick, workdir, stack, large)
 
     def repeats(self, full: int, quick: int) -> int:
         return quick if self.quick else full

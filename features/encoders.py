@@ -26,13 +26,16 @@ from mediamesh.features.descriptors import AUDIO_DIM, audio_descriptor, frame_de
 from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
 from mediamesh.features.models import (
     ModelRef,
+    audio_width,
     batch_size,
+    device,
     load_audio_model,
     load_image_model,
     load_text_model,
     model_fingerprint,
     resolve_model,
     text_dimension,
+    text_width,
 )
 from mediamesh.features.spec import feature
 from mediamesh.features.values import DedupMap, EncodedMedia, Shot, ShotEmbeddings, ShotTable, TimedText
@@ -85,8 +88,14 @@ def audio_embedding(encode: EncodedMedia, shots: ShotTable, dedup: DedupMap) -> 
     roots = _representatives(shots, dedup)
     unique = sorted(set(roots))
     ref = resolve_model("audio")
-    embed, dim, where = _clip_embedder(ref, batch_size("audio"))
-    audio = decode_audio(encode)
+    size = batch_size("audio")
+    # Without an audio stream the zeros need the model's width and device, not the model.
+    known = None if encode.has_audio else _clip_width(ref)
+    if known is None:
+        embed, dim, where = _clip_embedder(ref, size)
+        audio = decode_audio(encode)
+    else:
+        (dim, where), audio = known, None
     meta = _meta(ref, where, sample_rate=SAMPLE_RATE, unique_shots=len(unique), dedup=dedup.method)
     if audio is None:
         return ShotEmbeddings(np.zeros((len(shots), dim), np.float32), {**meta, "audio": "absent"})
@@ -101,12 +110,17 @@ def audio_embedding(encode: EncodedMedia, shots: ShotTable, dedup: DedupMap) -> 
 def text_embedding(timed_text: TimedText) -> ShotEmbeddings:
     """Per shot, the sentence embedding of the timed text overlapping it; zeros for shots without text."""
     ref = resolve_model("text")
-    model = load_text_model(ref)
     # Line breaks inside a cue are layout, not meaning; shots showing the same text share one encoding.
     texts = [" ".join(timed_text.shot_text(shot).split()) for shot in range(len(timed_text.per_shot))]
     distinct = list(dict.fromkeys(text for text in texts if text))
-    dim = text_dimension(model)
-    data = np.zeros((len(texts), dim), np.float32)
+    # Without any text the zeros need the model's width and device, not the model.
+    width = None if distinct else text_width(ref)
+    if width is None:
+        model = load_text_model(ref)
+        width, where = text_dimension(model), str(model.device)
+    else:
+        model, where = None, _loaded_device()
+    data = np.zeros((len(texts), width), np.float32)
     if distinct:
         encoded = model.encode(
             distinct,
@@ -123,7 +137,7 @@ def text_embedding(timed_text: TimedText) -> ShotEmbeddings:
         np.ascontiguousarray(data),
         _meta(
             ref,
-            str(model.device),
+            where,
             shots_with_text=sum(1 for text in texts if text),
             distinct_texts=len(distinct),
             origin=timed_text.origin,
@@ -325,6 +339,25 @@ def _clip_embedder(ref: ModelRef, batch_size: int) -> tuple[Callable[[list[Array
         return (totals / counts[:, None]).astype(np.float32)
 
     return embed, model.hidden_size, model.device
+
+
+def _clip_width(ref: ModelRef) -> tuple[int, str] | None:
+    """The row length of the audio encoder and the device it would run on, without loading its model; None
+    when only the loaded model can tell."""
+    if ref.kind == "lite":
+        return AUDIO_DIM, "cpu"
+    width = audio_width(ref)
+    return (width, device()) if width is not None else None
+
+
+def _loaded_device() -> str:
+    """Where the text model would sit once loaded, as the loaded model names it (``cuda:0``, not ``cuda``)."""
+    where = device()
+    if where != "cuda":
+        return where
+    import torch
+
+    return str(torch.device("cuda", torch.cuda.current_device()))
 
 
 def _windows(clip: Array) -> list[Array]:

@@ -34,6 +34,7 @@ __all__ = [
     "FLOW_BINS",
     "LUMA_GRID",
     "MOTION_DIM",
+    "REPEAT_ABOVE",
     "boundary_frames",
     "frame_match",
     "frame_match_cuts",
@@ -54,6 +55,9 @@ _EDGE_WORK = 64
 #: Directions of flow, in bins of 45 degrees; the motion row is those bins and the mean flow's direction.
 FLOW_BINS = 8
 MOTION_DIM = FLOW_BINS + 2
+#: A frame pair scoring over this is one picture twice (a repeated card, a cut back to the same set-up), not a
+#: match cut; a graded, reframed copy of a frame scores about 0.94.
+REPEAT_ABOVE = 0.98
 #: Flow is measured on frames shrunk to this width: motion at a cut is coarse, and this keeps it cheap.
 FLOW_WIDTH = 128
 
@@ -134,9 +138,13 @@ def motion_match(
 
 
 @feature(version="1", resources="cpu", on_demand=True)
-def frame_match_cuts(frame_match: BoundaryRows, dedup: DedupMap, *, k: int = 20) -> MatchCuts:
-    """The title's ``k`` best frame match cuts, best first: shot a's last frame against shot b's first."""
-    return _cuts("frame", frame_match, dedup, k)
+def frame_match_cuts(
+    frame_match: BoundaryRows, dedup: DedupMap, *, k: int = 20, repeat_above: float = REPEAT_ABOVE
+) -> MatchCuts:
+    """The title's ``k`` best frame match cuts, best first: shot a's last frame against shot b's first. A pair
+    scoring over ``repeat_above`` shows the same picture twice (a title card that comes back): a repeat, not a
+    match cut, and left out."""
+    return _cuts("frame", frame_match, dedup, k, repeat_above)
 
 
 @feature(version="1", resources="cpu", on_demand=True)
@@ -217,11 +225,11 @@ def _frame_row(embedding: Array, layout: Array, structure_weight: float) -> Arra
     return _unit(np.concatenate(parts))
 
 
-def _cuts(flavour: str, rows: BoundaryRows, dedup: DedupMap, k: int) -> MatchCuts:
+def _cuts(flavour: str, rows: BoundaryRows, dedup: DedupMap, k: int, ceiling: float = math.inf) -> MatchCuts:
     if k < 1:
         raise ValueError(f"{flavour}_match_cuts: k must be at least 1, got {k}")
     groups = roots(dedup, len(rows.data))
-    found = within_title(rows.ends, rows.starts, groups, k)
+    found = within_title(rows.ends, rows.starts, groups, k, ceiling=ceiling)
     return MatchCuts(flavour, tuple(MatchCut(a, b, round(score, 6)) for a, b, score in found.tuples()))
 
 

@@ -66,13 +66,15 @@ class TitleRows:
 
 
 class TopK:
-    """The ``k`` best (score, a, b) seen so far, fed a block of scores at a time; scores must beat ``floor``."""
+    """The ``k`` best (score, a, b) seen so far, fed a block of scores at a time; scores must beat ``floor`` and
+    not pass ``ceiling``."""
 
-    def __init__(self, k: int, floor: float = -np.inf) -> None:
+    def __init__(self, k: int, floor: float = -np.inf, ceiling: float = np.inf) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         self.k = k
         self.floor = floor
+        self.ceiling = ceiling
         self.score = np.empty(0, np.float32)
         self.a = np.empty(0, np.int64)
         self.b = np.empty(0, np.int64)
@@ -81,6 +83,8 @@ class TopK:
         """Take the entries of ``block`` (len(rows), len(columns)) that can still be among the best; ``rows``
         and ``columns`` are the ids its entries are reported by. ``block`` may be overwritten."""
         flat = block.reshape(-1)
+        if self.ceiling < np.inf:
+            flat[flat > self.ceiling] = -np.inf
         # A full pool admits only what ties or beats its worst, so most blocks hand on a handful of entries.
         passing = flat >= self.score[-1] if len(self.score) == self.k else flat > self.floor
         count = int(np.count_nonzero(passing))
@@ -138,12 +142,14 @@ def within_title(
     k: int,
     *,
     floor: float = 0.0,
+    ceiling: float = np.inf,
     rows: int = ROWS,
     columns: int = COLUMNS,
 ) -> Pairs:
     """A title's ``k`` best match cuts: shot a's end against shot b's start, over the unique shots of
     ``groups`` (a duplicate is represented by its representative); never a shot with itself or with the shot
-    that follows it (that cut is already in the title). Pairs scoring ``floor`` or less are no match."""
+    that follows it (that cut is already in the title). Pairs scoring ``floor`` or less are no match; pairs
+    scoring over ``ceiling`` are the same picture again (a repeat), not a match."""
     keep = representatives(groups)
     if len(groups) != len(ends) or len(groups) != len(starts):
         raise ValueError(f"{len(groups)} groups for {len(ends)} end rows and {len(starts)} start rows")
@@ -153,7 +159,7 @@ def within_title(
         return mask
 
     ends, starts = _rows(ends), _rows(starts)
-    best = TopK(k, floor)
+    best = TopK(k, floor, ceiling)
     _score_into(best, ends, starts, keep, keep, adjacent, rows, columns)
     return best.pairs()
 

@@ -18,6 +18,14 @@ from tests.models import TinyModels, save_tiny_clip, save_tiny_wav2vec2
 from tests.postgres import embedded_postgres, fresh_roles_database
 from tests.services import S3Endpoint, seaweed_s3
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    # The workers outnumber the cores (`make unit` runs three on two), so the models a worker trains and runs
+    # itself use one thread: a second one only spins, doubling the CPU time of torch's small operations. The
+    # commands the tests start keep their own settings, as a user's would.
+    torch.set_num_threads(1)
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:

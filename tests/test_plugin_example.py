@@ -24,7 +24,7 @@ from mediamesh.store import StoreSettings
 ROOT = Path(__file__).resolve().parents[1]
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
 _REGISTRY = default_registry()
-BUILTIN = [name for name in _REGISTRY if MEDIAFM not in _REGISTRY.roots_of(name)]
+BUILTIN = [n for n in _REGISTRY if MEDIAFM not in _REGISTRY.roots_of(n) and not _REGISTRY[n].on_demand]
 
 
 @pytest.fixture

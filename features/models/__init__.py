@@ -17,8 +17,9 @@ in no key. Nothing here downloads: a model that is not on this machine resolves 
 so planning goes on, and only loading it raises :class:`ModelUnavailableError`.
 
 The modules: :mod:`.settings` (the configuration), :mod:`.resolution` (a model on this machine and its
-fingerprint), :mod:`.fingerprints` (a directory's fingerprint), :mod:`.device` (where encoders run),
-:mod:`.preprocessing` (CLIP image pre-processing) and :mod:`.loaders` (loading, once per process).
+fingerprint), :mod:`.fingerprints` (a directory's fingerprint, kept in the home), :mod:`.device` (where
+encoders run), :mod:`.preprocessing` (CLIP image pre-processing), :mod:`.widths` (how wide a model's rows
+are, from its files) and :mod:`.loaders` (loading, once per process).
 """
 
 from mediamesh.features.models.device import device
@@ -51,6 +52,7 @@ from mediamesh.features.models.settings import (
     batch_size,
     encoder_settings,
 )
+from mediamesh.features.models.widths import audio_width, text_width
 
 __all__ = [
     "DEFAULT_AUDIO_MODEL",
@@ -65,6 +67,7 @@ __all__ = [
     "ModelRef",
     "ModelUnavailableError",
     "Role",
+    "audio_width",
     "batch_size",
     "device",
     "directory_fingerprint",
@@ -77,4 +80,5 @@ __all__ = [
     "pretrained_available",
     "resolve_model",
     "text_dimension",
+    "text_width",
 ]

@@ -1,26 +1,47 @@
-"""A local model directory's fingerprint: SHA-256 over its weight and configuration files."""
+"""A local model directory's fingerprint: SHA-256 over its weight and configuration files.
+
+Hashing a model's weights takes a while (most of a second for MiniLM's 88 MB), and every command that plans
+a value of an encoder asks for its fingerprint. So a fingerprint is kept with the name, size and mtime of every
+file it covers: in this process, and in ``$MEDIAMESH_HOME/cache/model-fingerprints.json`` for the next one.
+A file added, removed, resized or touched makes the files differ, and the fingerprint is computed again.
+A file changed in the last few seconds could change again within the same mtime tick, unseen (git's "racily
+clean" files), so a fingerprint over such a file is not kept.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["directory_fingerprint"]
+__all__ = ["FINGERPRINT_CACHE", "directory_fingerprint"]
 
 # What a model's outputs depend on: its weights, and the configuration of the model, its tokenizer,
 # pre-processing and pooling (``1_Pooling/config.json`` of a sentence-transformer, say).
 _FINGERPRINTED_SUFFIXES = (".safetensors", ".bin", ".pt", ".json", ".txt", ".model")
 
+#: Where in ``$MEDIAMESH_HOME`` the fingerprints of model directories are kept between processes.
+FINGERPRINT_CACHE = Path("cache") / "model-fingerprints.json"
+_CACHE_FORMAT = 1
+#: How old every file must be for a fingerprint over it to be kept: more than any filesystem's mtime tick.
+_SETTLED_NS = 3_000_000_000
+
+Files = tuple[tuple[str, int, int], ...]
+
 _lock = threading.Lock()
-_fingerprints: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+_fingerprints: dict[tuple[str, Files], str] = {}
 
 
 def directory_fingerprint(path: Path) -> str:
     """SHA-256 over a model directory's weight and configuration files, by relative name in sorted order.
 
-    Cached in-process by every file's (name, size, mtime_ns), so planning stats the files but hashes
-    them only when one changed.
+    Cached by every file's (name, size, mtime_ns), in-process and in the home: the files are listed and
+    stat'ed each time, and hashed only when one of them changed.
     """
     files = sorted(
         (p.relative_to(path).as_posix(), p)
@@ -29,18 +50,77 @@ def directory_fingerprint(path: Path) -> str:
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(path).parts)
     )
-    stats = tuple((name, st.st_size, st.st_mtime_ns) for name, p in files for st in [p.stat()])
+    stats: Files = tuple((name, st.st_size, st.st_mtime_ns) for name, p in files for st in [p.stat()])
     key = (str(path), stats)
     with _lock:
         cached = _fingerprints.get(key)
+    if cached is None:
+        cached = _stored(*key)
     if cached is not None:
+        with _lock:
+            _fingerprints[key] = cached
         return cached
+    started = time.time_ns()
     digest = hashlib.sha256()
     for name, p in files:
         with p.open("rb") as f:
             file_digest = hashlib.file_digest(f, "sha256").hexdigest()
         digest.update(f"{name}\0{file_digest}\n".encode())
     fingerprint = digest.hexdigest()
-    with _lock:
-        _fingerprints[key] = fingerprint
+    if all(mtime < started - _SETTLED_NS for _, _, mtime in stats):
+        with _lock:
+            _fingerprints[key] = fingerprint
+        _store(*key, fingerprint)
     return fingerprint
+
+
+def _cache_file() -> Path | None:
+    """The home's fingerprint file; None where the home does not exist (a fingerprint never creates one)."""
+    home = Path(os.environ.get("MEDIAMESH_HOME") or ".mediamesh").expanduser()
+    return home / FINGERPRINT_CACHE if home.is_dir() else None
+
+
+def _read(cache: Path) -> dict[str, Any]:
+    """The directories the file records; nothing when it is missing, unreadable or of another format."""
+    try:
+        document = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict) or document.get("format") != _CACHE_FORMAT:
+        return {}
+    directories = document.get("directories")
+    return directories if isinstance(directories, dict) else {}
+
+
+def _stored(path: str, stats: Files) -> str | None:
+    cache = _cache_file()
+    if cache is None:
+        return None
+    entry = _read(cache).get(path)
+    if not isinstance(entry, dict) or entry.get("files") != [list(s) for s in stats]:
+        return None
+    fingerprint = entry.get("fingerprint")
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def _store(path: str, stats: Files, fingerprint: str) -> None:
+    """Record a fingerprint in the home's file, replaced whole so a reader never sees half of it; a home
+    that cannot be written to only means the next process hashes again."""
+    cache = _cache_file()
+    if cache is None:
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        # Directories that are gone (a test's temporary copy, an old snapshot) leave the file as it is written.
+        directories = {kept: entry for kept, entry in _read(cache).items() if Path(kept).is_dir()}
+        directories[path] = {"files": [list(s) for s in stats], "fingerprint": fingerprint}
+        fd, temporary = tempfile.mkstemp(dir=cache.parent, prefix=".model-fingerprints-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"format": _CACHE_FORMAT, "directories": directories}, fh)
+            os.replace(temporary, cache)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return

@@ -116,14 +116,17 @@ def cross_title_pairs(
     *,
     model: str | None,
     per_shot: int = CANDIDATES_PER_SHOT,
+    ceiling: float | None = None,
 ) -> list[tuple[str, int, str, int, float]]:
     """The ``top`` best cuts from a shot of one title to a shot of another: ``(asset a, shot a, asset b, shot
     b, score)``, best first. Each unique shot's end gets its ``per_shot`` nearest starts among the other
-    titles from the boundary indexes (approximate), scored exactly; pairs scoring nothing are left out."""
+    titles from the boundary indexes (approximate), scored exactly; pairs scoring nothing, or over ``ceiling``
+    (the same picture twice), are left out."""
     found = store.cross_candidates(
         f"{flavour}_ends", f"{flavour}_starts", version, list(assets), per_shot, model_fingerprint=model
     )
-    ranked = sorted((p for p in found if p[4] > 0), key=lambda p: (-p[4], p[0], p[1], p[2], p[3]))
+    top_score = ceiling if ceiling is not None else float("inf")
+    ranked = sorted((p for p in found if 0 < p[4] <= top_score), key=lambda p: (-p[4], p[0], p[1], p[2], p[3]))
     return [(a, sa, b, sb, round(score, 6)) for a, sa, b, sb, score in ranked[:top]]
 
 

@@ -15,7 +15,7 @@ from mediamesh.features.encode import encode
 from mediamesh.features.encoders import audio_embedding, decode_frames, sample_frames, video_embedding
 from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
 from mediamesh.features.media import ffmpeg_exe
-from mediamesh.features.models import load_image_model, resolve_model
+from mediamesh.features.models import ModelUnavailableError, load_audio_model, load_image_model, resolve_model
 from mediamesh.features.shots import shots
 from mediamesh.features.spec import spec_of
 from mediamesh.features.values import (
@@ -239,6 +239,27 @@ def test_audio_of_a_title_without_audio_is_zeros(tiny_encoders: TinyModels, clip
     assert_value(value, (4, 32))
     assert not value.data.any()
     assert value.meta["audio"] == "absent"
+
+
+def test_audio_of_a_title_without_audio_needs_no_model(
+    tiny_encoders: TinyModels, clips: Callable[[str], Clip], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    media, table = clips("testvideo.mp4")
+    loaded = audio_embedding(media, table, no_dups(table))
+    # The model's configuration without its weights: nothing can load it, and nothing needs to.
+    (tmp_path / "wav2vec2").mkdir()
+    shutil.copyfile(tiny_encoders.wav2vec2 / "config.json", tmp_path / "wav2vec2" / "config.json")
+    monkeypatch.setenv("MEDIAMESH_AUDIO_MODEL", str(tmp_path / "wav2vec2"))
+    ref = resolve_model("audio")
+    with pytest.raises(ModelUnavailableError, match="cannot load model"):
+        load_audio_model(ref)
+    value = audio_embedding(media, table, no_dups(table))
+    assert (value.data.shape, value.data.dtype, value.data.any()) == ((4, 32), np.float32, False)
+    assert value.meta == {**loaded.meta, "model": str(tmp_path / "wav2vec2"), "fingerprint": ref.fingerprint}
+    assert (value.meta["audio"], value.meta["device"]) == ("absent", "cpu")
+    with_audio, shots_with_audio = clips("issue-134-rotate.mp4")
+    with pytest.raises(ModelUnavailableError, match="cannot load model"):
+        audio_embedding(with_audio, shots_with_audio, no_dups(shots_with_audio))
 
 
 def test_audio_batched_equals_one_shot_at_a_time(

@@ -11,30 +11,26 @@ from mediamesh.features.mediafm import (
     MediaFMConfig,
     RetrievalMetrics,
     TitleSequence,
-    TrainOptions,
+    TrainResult,
     labels_from_rows,
     linear_probe,
     masked_shot_retrieval,
     neighbour_baseline,
     plan_windows,
     synthetic_catalogue,
-    train,
 )
-
-FUSED, TITLE = 32, 8
+from tests.features.mediafm_runs import FUSED, TINY, TITLE
 
 # masked-shot retrieval
 
 
-def test_a_trained_model_retrieves_masked_shots_better_than_their_neighbours() -> None:
-    config = MediaFMConfig(
-        fused_dim=FUSED, title_dim=TITLE, hidden=64, layers=2, heads=4, ff=128, max_shots=128, dropout=0.0
-    )
-    train_titles = synthetic_catalogue(48, FUSED, seed=1, title_dim=TITLE)
-    # Held-out titles, some longer than max_shots: those are masked in windows.
+def test_a_trained_model_retrieves_masked_shots_better_than_their_neighbours(
+    tiny_mediafm_runs: dict[str, TrainResult],
+) -> None:
+    # The tiny model after 200 steps on 48 titles; held-out titles, some longer than max_shots: masked in windows.
+    model = tiny_mediafm_runs["muon"].model
     held_out = synthetic_catalogue(8, FUSED, seed=2, title_dim=TITLE)
-    assert max(len(t) for t in held_out) > config.max_shots
-    model = train(train_titles, [], config, TrainOptions(steps=200, lr=3e-3, muon_lr=0.05, seed=0), device="cpu").model
+    assert max(len(t) for t in held_out) > TINY.max_shots
     found = masked_shot_retrieval(model, held_out)
     baseline = neighbour_baseline(held_out)
     assert found.n == baseline.n == sum(len(t) for t in held_out)

@@ -27,32 +27,7 @@ from mediamesh.features.mediafm import (
     train,
 )
 
-FUSED, TITLE = 32, 8
-TINY = MediaFMConfig(fused_dim=FUSED, title_dim=TITLE, hidden=64, layers=2, heads=4, ff=128, max_shots=128, dropout=0.0)
 MICRO = MediaFMConfig(fused_dim=16, title_dim=4, hidden=32, layers=2, heads=2, ff=64, max_shots=32)
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> tuple[list[TitleSequence], list[TitleSequence]]:
-    return synthetic_catalogue(48, FUSED, seed=1, title_dim=TITLE), synthetic_catalogue(
-        6, FUSED, seed=2, title_dim=TITLE
-    )
-
-
-@pytest.fixture(scope="module")
-def runs(catalogue: tuple[list[TitleSequence], list[TitleSequence]]) -> dict[str, TrainResult]:
-    """The tiny model trained for 200 steps with Muon + AdamW and with AdamW alone, same seed and data."""
-    train_titles, val_titles = catalogue
-    return {
-        kind: train(
-            train_titles,
-            val_titles,
-            TINY,
-            TrainOptions(steps=200, lr=3e-3, muon_lr=0.05, optimizer=kind, seed=0),
-            device="cpu",
-        )
-        for kind in ("muon", "adamw")
-    }
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +95,8 @@ def test_the_adamw_ablation_gives_everything_to_adamw() -> None:
 # training
 
 
-def test_the_loss_falls_on_a_catalogue_with_scene_structure(runs: dict[str, TrainResult]) -> None:
-    result = runs["muon"]
+def test_the_loss_falls_on_a_catalogue_with_scene_structure(tiny_mediafm_runs: dict[str, TrainResult]) -> None:
+    result = tiny_mediafm_runs["muon"]
     first, last = result.history[0], result.history[-1]
     assert first.step == 0 and last.step == 200
     assert first.val_loss is not None and last.val_loss is not None and last.train_loss is not None
@@ -132,8 +107,8 @@ def test_the_loss_falls_on_a_catalogue_with_scene_structure(runs: dict[str, Trai
     assert not result.model.training
 
 
-def test_muon_and_the_adamw_ablation_both_train(runs: dict[str, TrainResult]) -> None:
-    for kind, result in runs.items():
+def test_muon_and_the_adamw_ablation_both_train(tiny_mediafm_runs: dict[str, TrainResult]) -> None:
+    for kind, result in tiny_mediafm_runs.items():
         initial, final = result.metrics["initial_val_loss"], result.metrics["val_loss"]
         assert final < 0.9 * initial, f"{kind}: validation loss {initial:.3f} -> {final:.3f}"
         assert result.checkpoint.optimizer == kind

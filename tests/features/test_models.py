@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -25,6 +30,7 @@ from mediamesh.features.models import (
     pretrained_available,
     resolve_model,
 )
+from mediamesh.features.models.fingerprints import FINGERPRINT_CACHE
 from mediamesh.features.spec import spec_of
 from tests.models import TinyModels
 
@@ -161,6 +167,80 @@ def test_directory_fingerprint_changes_with_a_weight_file_and_only_then(
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
     assert directory_fingerprint(model) == first
+
+
+def _settled(model: Path) -> Path:
+    """``model`` with every file last changed a minute ago, as a model directory that is not being written."""
+    a_minute_ago = time.time() - 60
+    for file in model.rglob("*"):
+        os.utime(file, (a_minute_ago, a_minute_ago))
+    return model
+
+
+def _fingerprint_in_new_process(model: Path, home: Path) -> str:
+    script = "import sys; from pathlib import Path; from mediamesh.features.models import directory_fingerprint; "
+    script += "print(directory_fingerprint(Path(sys.argv[1])))"
+    env = {**os.environ, "MEDIAMESH_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(model)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_fingerprint_is_kept_in_the_home_until_a_file_changes(
+    tiny_models: TinyModels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("MEDIAMESH_HOME", str(home))
+    model = _settled(shutil.copytree(tiny_models.wav2vec2, tmp_path / "wav2vec2"))
+    first = directory_fingerprint(model)
+    kept = json.loads((home / FINGERPRINT_CACHE).read_text())
+    assert kept["directories"][str(model)]["fingerprint"] == first
+    # A new process takes the home's record as it is, without hashing: a doctored one shows it was used.
+    kept["directories"][str(model)]["fingerprint"] = "f" * 64
+    (home / FINGERPRINT_CACHE).write_text(json.dumps(kept))
+    assert _fingerprint_in_new_process(model, home) == "f" * 64
+    # An edit (same size, later mtime) makes the files differ: every process computes the fingerprint again.
+    config = model / "config.json"
+    config.write_text(config.read_text().replace('"hidden_size": 32', '"hidden_size": 33'))
+    edited = directory_fingerprint(model)
+    assert edited not in (first, "f" * 64)
+    assert _fingerprint_in_new_process(model, home) == edited
+    # Just written, the file could change again within its mtime tick: that fingerprint is not kept.
+    assert json.loads((home / FINGERPRINT_CACHE).read_text())["directories"][str(model)]["fingerprint"] == "f" * 64
+    _settled(model)
+    assert directory_fingerprint(model) == edited
+    assert json.loads((home / FINGERPRINT_CACHE).read_text())["directories"][str(model)]["fingerprint"] == edited
+
+
+def test_a_home_that_does_not_exist_is_not_made_for_a_fingerprint(
+    tiny_models: TinyModels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIAMESH_HOME", str(tmp_path / "no-home"))
+    model = _settled(shutil.copytree(tiny_models.wav2vec2, tmp_path / "wav2vec2"))
+    assert directory_fingerprint(model) == directory_fingerprint(tiny_models.wav2vec2)
+    assert not (tmp_path / "no-home").exists()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / FINGERPRINT_CACHE).parent.mkdir()
+    (tmp_path / "home" / FINGERPRINT_CACHE).write_text("{not json")
+    monkeypatch.setenv("MEDIAMESH_HOME", str(tmp_path / "home"))
+    assert _fingerprint_in_new_process(model, tmp_path / "home") == directory_fingerprint(tiny_models.wav2vec2)
+
+
+def test_the_home_keeps_no_fingerprint_of_a_directory_that_is_gone(
+    tiny_models: TinyModels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("MEDIAMESH_HOME", str(tmp_path / "home"))
+    first = _settled(shutil.copytree(tiny_models.wav2vec2, tmp_path / "first"))
+    second = _settled(shutil.copytree(tiny_models.wav2vec2, tmp_path / "second"))
+    directory_fingerprint(first)
+    shutil.rmtree(first)
+    directory_fingerprint(second)
+    kept = json.loads((tmp_path / "home" / FINGERPRINT_CACHE).read_text())["directories"]
+    assert list(kept) == [str(second)]
 
 
 def test_preprocessing_config_is_part_of_the_fingerprint(tiny_models: TinyModels, tmp_path: Path) -> None:

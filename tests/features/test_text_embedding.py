@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from mediamesh.features.encoders import audio_embedding, text_embedding, video_embedding
-from mediamesh.features.models import load_text_model, resolve_model
+from mediamesh.features.models import (
+    ModelUnavailableError,
+    load_text_model,
+    resolve_model,
+    text_dimension,
+    text_width,
+)
 from mediamesh.features.spec import spec_of
 from mediamesh.features.values import (
     Cue,
@@ -69,6 +82,81 @@ def test_title_without_text_is_all_zeros(tiny_encoders: TinyModels) -> None:
     assert_value(value, (3, 384))
     assert not value.data.any()
     assert value.meta["shots_with_text"] == 0
+
+
+def _without_weights(model: Path, to: Path) -> Path:
+    """A copy of a sentence-transformers model's configuration without its weights: nothing can load it."""
+    for name in ("modules.json", "config.json", "config_sentence_transformers.json", "1_Pooling/config.json"):
+        (to / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model / name, to / name)
+    return to
+
+
+def test_a_title_without_text_gets_its_zeros_without_the_model(
+    tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    loaded = text_embedding(TimedText(cues=(), per_shot=((), (), ()), origin="none"))
+    monkeypatch.setenv("MEDIAMESH_TEXT_MODEL", str(_without_weights(tiny_encoders.minilm, tmp_path / "minilm")))
+    ref = resolve_model("text")
+    with pytest.raises(ModelUnavailableError, match="cannot load model"):
+        load_text_model(ref)
+    value = text_embedding(TimedText(cues=(), per_shot=((), (), ()), origin="none"))
+    assert (value.data.shape, value.data.dtype, value.data.any()) == ((3, 384), np.float32, False)
+    assert value.meta == {**loaded.meta, "model": str(tmp_path / "minilm"), "fingerprint": ref.fingerprint}
+    assert value.meta["device"] == "cpu"
+    # A title with text still needs the model, and says so.
+    with pytest.raises(ModelUnavailableError, match="cannot load model"):
+        text_embedding(timed(["hello"]))
+
+
+def test_the_width_read_from_the_files_is_the_loaded_models(
+    tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert text_width(resolve_model("text")) == text_dimension(load_text_model(resolve_model("text"))) == 384
+    copy = _without_weights(tiny_encoders.minilm, tmp_path / "minilm")
+    monkeypatch.setenv("MEDIAMESH_TEXT_MODEL", str(copy))
+    pooling = copy / "1_Pooling" / "config.json"
+    legacy = json.loads(pooling.read_text())
+    for written, width in [
+        ({**legacy, "pooling_mode_max_tokens": True}, 768),
+        ({"embedding_dimension": 384, "pooling_mode": ["mean", "max", "cls"]}, 1152),
+        ({"embedding_dimension": 384, "pooling_mode": "lasttoken"}, 384),
+        ({"word_embedding_dimension": 384}, None),  # no mode named: the library's default decides, so load it
+        ({"pooling_mode": "mean"}, None),
+    ]:
+        pooling.write_text(json.dumps(written))
+        assert text_width(resolve_model("text")) == width, written
+    (copy / "modules.json").unlink()
+    assert text_width(resolve_model("text")) is None
+
+
+def test_encoders_without_input_import_no_model_library(tiny_models: TinyModels, tmp_path: Path) -> None:
+    """In a process of its own: text and audio of a title with neither leave transformers and torch unimported."""
+    script = """
+import sys
+from pathlib import Path
+from mediamesh.features.encoders import audio_embedding, text_embedding
+from mediamesh.features.values import DedupMap, EncodedMedia, ShotTable, TimedText
+encode = EncodedMedia(path=Path("gone.mp4"), width=64, height=36, fps=24.0, frame_count=48, duration=2.0,
+                      has_audio=False)
+table = ShotTable.from_frames(24.0, [(0, 24), (24, 48)])
+audio = audio_embedding(encode, table, DedupMap((0, 1), method="test"))
+text = text_embedding(TimedText(cues=(), per_shot=((), ()), origin="none"))
+print(audio.data.shape, text.data.shape, sorted(m for m in ("torch", "transformers", "sentence_transformers")
+                                               if m in sys.modules))
+"""
+    env = {
+        **os.environ,
+        "MEDIAMESH_CONFIG": str(tmp_path / "no-config.toml"),
+        "MEDIAMESH_ENCODERS": "models",
+        "MEDIAMESH_AUDIO_MODEL": str(tiny_models.wav2vec2),
+        "MEDIAMESH_TEXT_MODEL": str(tiny_models.minilm),
+        "MEDIAMESH_DEVICE": "cpu",
+        "MEDIAMESH_HOME": str(tmp_path),
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "(2, 32) (2, 384) []"
 
 
 def test_text_in_the_lite_set_is_still_minilm(lite_encoders: TinyModels) -> None:

@@ -121,4 +121,4 @@ def test_no_input_makes_the_api_fail(api_schema: BaseSchema) -> None:
     assert finished.failures == [], "\n\n".join(f"{f.operation}: {f.title}\n{f.message}" for f in finished.failures)
     scenarios = [e for e in events if isinstance(e, ScenarioFinished)]
     operations = {e.recorder.label for e in scenarios}
-    assert len(operations) == 9, operations
+    assert len(operations) == 12, operations

@@ -30,8 +30,9 @@ from tests.postgres import fresh_roles_database
 DATA = Path(__file__).parents[1] / "data"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
 _REGISTRY = default_registry()
-# Every built-in feature is computed for a good input, except those waiting for a MediaFM checkpoint.
-FEATURES = len([name for name in _REGISTRY if MEDIAFM not in _REGISTRY.roots_of(name)])
+# Every built-in feature is computed for a good input, except those waiting for a MediaFM checkpoint and those
+# computed on demand (match cutting's).
+FEATURES = len([n for n in _REGISTRY if MEDIAFM not in _REGISTRY.roots_of(n) and not _REGISTRY[n].on_demand])
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from mediamesh.features import default_registry
+from mediamesh.features.matchcut import REPEAT_ABOVE
 from mediamesh.features.values import DedupMap
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings, open_store
@@ -133,6 +134,9 @@ def test_within_a_title_no_pair_is_adjacent_or_a_repeat(
     for pair in testvideo["pairs"]:
         a, b = pair["a"]["shot"], pair["b"]["shot"]
         assert b not in (a, a + 1) and groups[a] != groups[b]
+    # The copyright card ends shot 0 and starts shot 2 again: the same picture twice is a repeat, never a pair.
+    assert (0, 2) not in {(p["a"]["shot"], p["b"]["shot"]) for p in testvideo["pairs"]}
+    assert all(p["score"] <= REPEAT_ABOVE for p in testvideo["pairs"])
 
 
 def _pairs(env: dict[str, str], *args: str) -> dict[str, Any]:

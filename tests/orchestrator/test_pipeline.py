@@ -3,7 +3,6 @@ and the shipped MiniLM: fused vectors per shot, model swaps, broken subtitles.""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from mediamesh.features import default_registry
 from mediamesh.features.models import directory_fingerprint
 from mediamesh.orchestrator import Mesh, plan
-from mediamesh.store import Store
+from mediamesh.store import Store, StoreSettings, hash_file, open_store
 from tests.models import TinyModels
 
 DATA = Path(__file__).parents[1] / "data"
@@ -54,10 +53,11 @@ def test_fused_is_unit_rows_with_text_zero_exactly_where_no_cue_overlaps(
     fused_file, text_file = tmp_path / "fused.npy", tmp_path / "text.npy"
     assert mediamesh("read", str(video), "fused", "--out", str(fused_file)).returncode == 0
     assert mediamesh("read", str(video), "text_embedding", "--out", str(text_file)).returncode == 0
-    timed = mediamesh("read", str(video), "timed_text", "--json")
-    shots = mediamesh("read", str(video), "shots", "--json")
-    per_shot = json.loads(timed.stdout)["per_shot"]
-    shot_count = len(json.loads(shots.stdout))
+    # The shots and the cues over them, as stored (test_cli.py reads both through the CLI as JSON).
+    with open_store(StoreSettings(home=tmp_path / "home", database_url=database_url)) as store:
+        mesh = Mesh(store, default_registry(), home=tmp_path / "home")
+        per_shot = list(mesh.read(hash_file(video), "timed_text")[1].per_shot)
+        shot_count = len(mesh.read(hash_file(video), "shots")[1])
 
     fused, text = np.load(fused_file), np.load(text_file)
     assert fused.dtype == np.float32
@@ -131,6 +131,6 @@ def test_a_broken_subtitle_file_fails_its_text_features_only(
     assert "bunny.srt" in message
     assert "timed_text@1" in message
     stored = {r.feature for r in local_store.values_for(result.asset)}
-    assert stored == {"encode", "shots", "dedup", "video_embedding", "audio_embedding", "title_embedding"}
+    assert stored == {"encode", "shots", "dedup", "video_embedding", "audio_embedding", "title_embedding", "thumbnails"}
     [attempt] = local_store.attempts_for(result.asset)
     assert (attempt.feature, attempt.retryable) == ("timed_text", False)

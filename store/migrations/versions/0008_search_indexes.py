@@ -64,6 +64,9 @@ def upgrade() -> None:
         sa.Column("dims", sa.Integer, nullable=False),
         sa.Column("embedding", VECTOR(), nullable=False),
     )
+    # Vectors stay in the table's own pages (they hardly compress): the planner then counts what reading them
+    # costs, and takes the HNSW index over a scan of a table it would otherwise think small.
+    op.execute("ALTER TABLE search_vectors ALTER COLUMN embedding SET STORAGE MAIN")
     op.create_index("ix_search_vectors_scope", "search_vectors", ["index_name", "version", "asset_id"])
     op.create_table(
         "search_cues",
