@@ -11,6 +11,7 @@ import pytest
 
 from mediamesh.features.matchcut import (
     MOTION_DIM,
+    REPEAT_ABOVE,
     boundary_frames,
     frame_match,
     frame_match_cuts,
@@ -146,14 +147,20 @@ def test_top_k_refuses_nonsense() -> None:
 def test_cuts_features_read_rows_and_dedup() -> None:
     rng = np.random.default_rng(5)
     ends, starts = unit_rows(rng, 6, 10), unit_rows(rng, 6, 10)
-    starts[4] = ends[1]
+    near = ends[1] + 0.25 * unit_rows(rng, 1, 10)[0]  # a graded, reframed copy: alike, not the same picture
+    starts[4] = near / np.linalg.norm(near)
+    starts[3] = ends[0]  # the same picture again (a card that comes back): a repeat, not a match cut
     ends[5], starts[5] = ends[2], starts[2]  # shot 5 repeats shot 2
     rows = BoundaryRows(np.stack([ends, starts], axis=1), {"flavour": "frame"})
     dedup = DedupMap((0, 1, 2, 3, 4, 2), "test")
     cuts = frame_match_cuts(rows, dedup, k=3)
     assert isinstance(cuts, MatchCuts) and cuts.flavour == "frame" and len(cuts.pairs) <= 3
-    assert cuts.pairs[0] == MatchCut(1, 4, pytest.approx(1.0, abs=1e-5))
+    score = float(ends[1] @ starts[4])
+    assert 0.9 < score < REPEAT_ABOVE
+    assert cuts.pairs[0] == MatchCut(1, 4, pytest.approx(score, abs=1e-5))
     assert all(5 not in (p.a, p.b) for p in cuts.pairs)
+    assert (0, 3) not in {(p.a, p.b) for p in cuts.pairs}
+    assert (0, 3) in {(p.a, p.b) for p in frame_match_cuts(rows, dedup, k=3, repeat_above=1.01).pairs}
     assert MatchCuts.from_json(cuts.to_json()) == cuts
     assert motion_match_cuts(rows, dedup, k=1).flavour == "motion"
     with pytest.raises(ValueError, match="k must be at least 1"):
@@ -164,7 +171,10 @@ def test_the_features_are_plain_functions_with_specs() -> None:
     specs = {f.__name__: spec_of(f) for f in (frame_match, motion_match, frame_match_cuts, motion_match_cuts)}
     assert all(specs.values())
     assert specs["frame_match"] is not None and specs["frame_match"].input_names == ("encode", "shots", "dedup")
-    assert specs["frame_match_cuts"] is not None and dict(specs["frame_match_cuts"].params) == {"k": 20}
+    assert specs["frame_match_cuts"] is not None and dict(specs["frame_match_cuts"].params) == {
+        "k": 20,
+        "repeat_above": REPEAT_ABOVE,
+    }
     assert specs["motion_match_cuts"] is not None and specs["motion_match_cuts"].input_names == (
         "motion_match",
         "dedup",
