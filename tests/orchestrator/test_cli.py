@@ -28,6 +28,7 @@ from mediamesh.store import Store, StoreSettings, hash_file, open_store
 from tests.postgres import fresh_roles_database
 
 DATA = Path(__file__).parents[1] / "data"
+SAMPLES = Path(__file__).parents[2] / "orchestrator" / "samples"
 MEDIAMESH = str(Path(sys.executable).parent / "mediamesh")
 _REGISTRY = default_registry()
 # Every built-in feature is computed for a good input, except those waiting for a MediaFM checkpoint and those
@@ -374,6 +375,11 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, prefect_api: str) -> 
     assert "4 shot(s); cuts at 1.00s, 6.00s, 13.17s" in result.stdout  # testvideo.mp4's reference cuts, no other
     assert "fused tri-modal vectors: 4 x " in result.stdout
     assert (tmp_path / "home" / "pgdata").is_dir()
+    # The fallback is kept for the home's later commands: status (as serve and read) sees what the demo computed.
+    assert 'set = "lite"' in (tmp_path / "no-config.toml").read_text()
+    status = mediamesh(env, "status", str(SAMPLES / "testvideo.mp4"), "--json", cwd=work)
+    states = {s["feature"]: s["state"] for s in json.loads(status.stdout)["features"]}
+    assert states["video_embedding"] == states["fused"] == "stored", states
     again = mediamesh(env, "demo", cwd=work)
     assert again.returncode == 0
     assert again.stdout.count(f"computed 0, reused {FEATURES}, failed 0") == 2

@@ -175,6 +175,14 @@ def demo() -> None:
             "MiniLM for text. Lite values have their own identity and never mix with model embeddings.",
             highlight=False,
         )
+        config = Path(os.environ.get("MEDIAMESH_CONFIG") or settings.home_dir / "mediamesh.toml").expanduser()
+        if not config.exists():
+            # So that status, read and serve in this home see the values the demo computed, not missing ones.
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text('# Written by `mediamesh demo`: no pretrained weights here.\n[encoders]\nset = "lite"\n')
+            out.print(
+                f'wrote {config} ([encoders] set = "lite"): later commands here use the lite set too', markup=False
+            )
     with Mesh.open(settings=settings) as mesh:
         results = _ingest(mesh, [str(p) for p in samples])
         for result in results:
