@@ -285,6 +285,7 @@ def _grant(conn: sa.Connection, app_role: str) -> None:
         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {where} TO {role}",
         # The one DDL it may ask for: the HNSW index of a new (search index, version, width), built as the owner.
         f"GRANT EXECUTE ON FUNCTION mediamesh_ensure_vector_index(text, text, integer, integer, integer) TO {role}",
+        f"GRANT EXECUTE ON FUNCTION mediamesh_drop_vector_indexes(text, text) TO {role}",
     ):
         conn.execute(sa.text(statement))
 

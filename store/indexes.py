@@ -103,9 +103,12 @@ class IndexStore(StoreCore):
         version: str,
         model_fingerprint: str | None,
         batches: Sequence[IndexBatch],
+        *,
+        ensure_hnsw: bool = True,
     ) -> None:
         """Write ``batches`` (the rows of one value) and their markers on ``conn``, inside the caller's
-        transaction; rows already there are left alone, so writing twice is harmless."""
+        transaction; rows already there are left alone, so writing twice is harmless. Without ``ensure_hnsw``
+        a new scope's HNSW index is left for :meth:`ensure_vector_indexes` (a rebuild builds it once, after)."""
         if not batches:
             return
         shots_key: str | None = None
@@ -114,7 +117,7 @@ class IndexStore(StoreCore):
         base = {"value_key": value_key, "asset_id": asset_id, "version": version}
         for batch in batches:
             if batch.kind == "vector":
-                self._write_vectors(conn, batch, base, shots_key, model_fingerprint)
+                self._write_vectors(conn, batch, base, shots_key, model_fingerprint, ensure_hnsw)
             elif batch.kind == "text":
                 rows = [
                     {
@@ -153,12 +156,14 @@ class IndexStore(StoreCore):
         base: dict[str, Any],
         shots_key: str | None,
         model_fingerprint: str | None,
+        ensure_hnsw: bool,
     ) -> None:
         rows = [r for r in batch.rows if isinstance(r, VectorRow)]
         if not rows:
             return
         dims = int(np.asarray(rows[0].vector).shape[0])
-        self._ensure_hnsw(conn, batch.index, base["version"], dims)
+        if ensure_hnsw:
+            self._ensure_hnsw(conn, batch.index, base["version"], dims)
         conn.execute(
             pg_insert(schema.search_vectors).on_conflict_do_nothing(),
             [
@@ -197,17 +202,35 @@ class IndexStore(StoreCore):
             ready.add(scope)
 
     def index_value(
-        self, value_key: str, asset_id: str, version: str, model_fingerprint: str | None, batches: Sequence[IndexBatch]
+        self,
+        value_key: str,
+        asset_id: str,
+        version: str,
+        model_fingerprint: str | None,
+        batches: Sequence[IndexBatch],
+        *,
+        ensure_hnsw: bool = True,
     ) -> None:
         """Index one stored value (``index rebuild``): its rows and markers in one transaction."""
         with self._begin() as conn:
-            self.write_index_rows(conn, value_key, asset_id, version, model_fingerprint, batches)
+            self.write_index_rows(
+                conn, value_key, asset_id, version, model_fingerprint, batches, ensure_hnsw=ensure_hnsw
+            )
 
     def drop_index_rows(self, index: str, kind: str, version: str | None = None) -> int:
-        """Delete an index's rows and markers (of one version, or all); returns how many rows went."""
+        """Delete an index's rows and markers (of one version, or all), and a vector index's HNSW indexes (so its
+        rows go back in without growing a graph row by row); returns how many rows went."""
         table = schema.SEARCH_TABLES[kind]
         marker = schema.search_indexed
         with self._begin() as conn:
+            if kind == "vector":
+                conn.execute(
+                    sa.text("SELECT mediamesh_drop_vector_indexes(:index, :version)"),
+                    {"index": index, "version": version},
+                )
+                with self._hnsw_lock:
+                    ready = self.__dict__.setdefault("_hnsw_ready", set())
+                    ready -= {scope for scope in ready if scope[0] == index}
             where = table.c.index_name == index
             marked = marker.c.index_name == index
             if version is not None:
@@ -215,6 +238,14 @@ class IndexStore(StoreCore):
             gone = conn.execute(table.delete().where(where)).rowcount
             conn.execute(marker.delete().where(marked))
         return int(gone or 0)
+
+    def ensure_vector_indexes(self, index: str) -> None:
+        """Build the HNSW index of every (version, width) ``index`` holds rows of and lacks one (after a rebuild)."""
+        t = schema.search_vectors
+        with self._begin() as conn:
+            scopes = conn.execute(sa.select(t.c.version, t.c.dims).where(t.c.index_name == index).distinct()).all()
+            for version, dims in scopes:
+                self._ensure_hnsw(conn, index, str(version), int(dims))
 
     def unindexed_values(self, index: str, feature: str, version: str | None = None) -> list[str]:
         """Keys of stored ``feature`` values (of ``version``) that ``index`` does not hold yet, oldest first."""

@@ -66,9 +66,14 @@ def rebuild(
         value = store.load(record, output)
         batch = batches_for([spec], spec.feature, value)
         rows += sum(len(b.rows) for b in batch)
-        store.index_value(record.key, record.asset_id, record.version, record.model_fingerprint, batch)
+        # A vector index's HNSW graph is built once, after its rows are in, not grown row by row.
+        store.index_value(
+            record.key, record.asset_id, record.version, record.model_fingerprint, batch, ensure_hnsw=False
+        )
         if on_value is not None:
             on_value(done, len(keys))
+    if spec.kind == "vector":
+        store.ensure_vector_indexes(spec.name)
     return IndexReport(spec.name, dropped, len(keys), rows)
 
 

@@ -7,6 +7,7 @@ import hashlib
 from datetime import UTC, datetime
 
 import numpy as np
+import sqlalchemy as sa
 
 from mediamesh.features.indexes import TextRow, TimeRow, VectorRow
 from mediamesh.store import Store
@@ -86,9 +87,19 @@ def test_a_long_title_is_one_insert_per_table_and_filtered_search_returns_k(loca
 
     scopes = {s.version: s for s in local_store.index_scopes("video", "video_embedding", "vector")}
     assert scopes["1"].values_indexed == scopes["1"].values_stored == 10 and scopes["1"].in_sync
+    assert _hnsw_indexes(local_store) == 1
     assert local_store.drop_index_rows("video", "vector", "1") == SHOTS + 9 * 50
+    assert _hnsw_indexes(local_store) == 0, "a rebuild refills the rows first, then builds the graph once"
     assert not local_store.index_scopes("video", "video_embedding", "vector")[0].in_sync
     assert len(local_store.unindexed_values("video", "video_embedding")) == 10
+
+
+def _hnsw_indexes(store: Store) -> int:
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'search_vectors_hnsw_%'")
+        ).scalar_one()
+    return int(found)
 
 
 def test_cues_match_by_their_words_in_any_language_and_times_by_overlap(local_store: Store) -> None:

@@ -5,7 +5,9 @@ rebuildable from the values, so the application role may delete their rows (``me
 
 Vectors of every index, version and width share one table; each (index, version, width) gets its own partial
 HNSW index on ``embedding::vector(width)`` when its first rows arrive. The application role may not run DDL,
-so it asks ``mediamesh_ensure_vector_index``, a function that runs as the owner and builds only that index.
+so it asks ``mediamesh_ensure_vector_index``, a function that runs as the owner and builds only that index
+(and ``mediamesh_drop_vector_indexes``, which drops one search index's HNSW indexes before a rebuild, so the
+rows go back in without growing a graph row by row and the index is built once, in bulk).
 
 The ``vector`` extension must exist: the embedded server creates it with the database, the compose image's
 init script does too; elsewhere a superuser runs ``CREATE EXTENSION vector`` once.
@@ -36,12 +38,38 @@ BEGIN
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext(name));
     IF to_regclass(name) IS NULL THEN
+        -- A build over many rows (a rebuild, a bulk load) wants more than the default 64 MB.
+        PERFORM set_config('maintenance_work_mem', '512MB', true);
         EXECUTE format(
             'CREATE INDEX %I ON search_vectors USING hnsw ((embedding::vector(%s)) vector_cosine_ops) '
             'WITH (m = %s, ef_construction = %s) WHERE index_name = %L AND version = %L AND dims = %s',
             name, p_dims, p_m, p_ef_construction, p_index, p_version, p_dims);
     END IF;
     RETURN name;
+END
+$$
+"""
+
+
+_DROP = """
+CREATE FUNCTION mediamesh_drop_vector_indexes(p_index text, p_version text)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    item record;
+    dropped integer := 0;
+BEGIN
+    FOR item IN
+        SELECT DISTINCT
+               'search_vectors_hnsw_' || substr(md5(index_name || '@' || version || '/' || dims), 1, 16) AS name
+          FROM search_vectors
+         WHERE index_name = p_index AND (p_version IS NULL OR version = p_version)
+    LOOP
+        IF to_regclass(item.name) IS NOT NULL THEN
+            EXECUTE format('DROP INDEX %I', item.name);
+            dropped := dropped + 1;
+        END IF;
+    END LOOP;
+    RETURN dropped;
 END
 $$
 """
@@ -108,9 +136,12 @@ def upgrade() -> None:
     op.execute(
         "REVOKE ALL ON FUNCTION mediamesh_ensure_vector_index(text, text, integer, integer, integer) FROM PUBLIC"
     )
+    op.execute(_DROP)
+    op.execute("REVOKE ALL ON FUNCTION mediamesh_drop_vector_indexes(text, text) FROM PUBLIC")
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION mediamesh_drop_vector_indexes(text, text)")
     op.execute("DROP FUNCTION mediamesh_ensure_vector_index(text, text, integer, integer, integer)")
     for table in ("search_indexed", "search_shots", "search_cues", "search_vectors"):
         op.drop_table(table)
