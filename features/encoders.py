@@ -40,7 +40,16 @@ from mediamesh.features.models import (
 from mediamesh.features.spec import feature
 from mediamesh.features.values import DedupMap, EncodedMedia, Shot, ShotEmbeddings, ShotTable, TimedText
 
-__all__ = ["audio_embedding", "decode_audio", "decode_frames", "sample_frames", "text_embedding", "video_embedding"]
+__all__ = [
+    "audio_embedding",
+    "decode_audio",
+    "decode_frames",
+    "frame_batches",
+    "frame_embedder",
+    "sample_frames",
+    "text_embedding",
+    "video_embedding",
+]
 
 Array = np.ndarray[Any, Any]
 T = TypeVar("T")
@@ -66,7 +75,7 @@ def video_embedding(
     roots = _representatives(shots, dedup)
     unique = sorted(set(roots))
     ref = resolve_model("video")
-    embed, where = _frame_embedder(ref)
+    embed, where = frame_embedder(ref)
     samples = {shot: sample_frames(shots.shots[shot], frames_per_shot, encode.frame_count) for shot in unique}
     vectors = _pool_frames(encode, samples, embed, batch_size=batch_size("video"))
     return ShotEmbeddings(
@@ -214,7 +223,7 @@ def decode_audio(encode: EncodedMedia) -> Array | None:
     return np.concatenate([lead, *chunks]).astype(np.float32, copy=False)
 
 
-def _frame_embedder(ref: ModelRef) -> tuple[Callable[[Array], Array], str]:
+def frame_embedder(ref: ModelRef) -> tuple[Callable[[Array], Array], str]:
     """What turns a batch of RGB frames into unit-normed rows, and the device it runs on."""
     if ref.kind == "lite":
         return lambda frames: _unit_rows(frame_descriptors(frames)), "cpu"
@@ -238,7 +247,7 @@ def _pool_frames(
         for index in indices:
             owners[index].append(position)
     sums: list[Array | None] = [None] * len(samples)
-    for indices, frames in _prefetch(_batches(decode_frames(encode.path, set(owners)), batch_size)):
+    for indices, frames in _prefetch(frame_batches(decode_frames(encode.path, set(owners)), batch_size)):
         for index, row in zip(indices, embed(frames), strict=True):
             for position in owners[index]:
                 current = sums[position]
@@ -253,7 +262,7 @@ def _pool_frames(
     return _unit_rows(np.stack(means))
 
 
-def _batches(frames: Iterator[tuple[int, Array]], size: int) -> Iterator[tuple[list[int], Array]]:
+def frame_batches(frames: Iterator[tuple[int, Array]], size: int) -> Iterator[tuple[list[int], Array]]:
     indices: list[int] = []
     batch: list[Array] = []
     for index, rgb in frames:

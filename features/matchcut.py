@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mediamesh.features.encoders import _frame_embedder, decode_frames
+from mediamesh.features.encoders import decode_frames, frame_batches, frame_embedder
 from mediamesh.features.errors import ExecutionError
 from mediamesh.features.models import batch_size, model_fingerprint, resolve_model
 from mediamesh.features.pairs import within_title
@@ -75,10 +75,10 @@ def frame_match(
     unique = sorted(set(groups))
     bounds = {shot: boundary_frames(shots.shots[shot], shots.fps, encode.frame_count) for shot in unique}
     ref = resolve_model("video")
-    embed, where = _frame_embedder(ref)
+    embed, where = frame_embedder(ref)
     wanted = {index for first, last in bounds.values() for index in (first, last)}
     described: dict[int, Array] = {}
-    for indices, frames in _batches(decode_frames(encode.path, wanted), batch_size("video")):
+    for indices, frames in frame_batches(decode_frames(encode.path, wanted), batch_size("video")):
         for index, vector, rgb in zip(indices, embed(frames), frames, strict=True):
             described[index] = _frame_row(vector, structure_descriptor(rgb), structure_weight)
     width = len(next(iter(described.values()))) if described else EDGE_GRID**2 + LUMA_GRID**2
@@ -255,19 +255,6 @@ def _windows(encode: EncodedMedia, windows: dict[tuple[int, int], list[int]]) ->
                 needing[i] -= 1
                 if not needing[i]:
                     del kept[i]
-
-
-def _batches(frames: Iterator[tuple[int, Array]], size: int) -> Iterator[tuple[list[int], Array]]:
-    indices: list[int] = []
-    batch: list[Array] = []
-    for index, rgb in frames:
-        indices.append(index)
-        batch.append(rgb)
-        if len(batch) == size:
-            yield indices, np.stack(batch)
-            indices, batch = [], []
-    if batch:
-        yield indices, np.stack(batch)
 
 
 def _shared(groups: list[int], unique_rows: dict[int, tuple[Array, Array]], width: int) -> Array:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from mediamesh.features.encoders import _frame_embedder as frame_embedder
+from mediamesh.features.encoders import frame_embedder
 from mediamesh.features.errors import DefinitionError
 from mediamesh.features.models import load_text_model, resolve_model
 from mediamesh.features.models.device import autocast
