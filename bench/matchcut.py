@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -84,34 +83,7 @@ def _across(ctx: Context, rng: np.random.Generator) -> Figure:
     store = ctx.open_store()
     assets = [hashlib.sha256(f"bench title {i}".encode()).hexdigest() for i in range(TITLES)]
     keys = [hashlib.sha256(f"bench frame_match {i}".encode()).hexdigest() for i in range(TITLES)]
-    now = datetime.now(UTC)
-    store.insert_rows(
-        [{"id": a, "size": 0, "blob_key": a} for a in assets],
-        [
-            {
-                "key": k,
-                "asset_id": a,
-                "feature": "frame_match",
-                "version": "bench",
-                "params": {},
-                "model_fingerprint": None,
-                "code_fingerprint": k,
-                "payload_kind": "array",
-                "blob_key": k,
-                "meta": {},
-                "shape": None,
-                "dtype": None,
-                "bytes": 0,
-                "checksum": k,
-                "started_at": now,
-                "finished_at": now,
-                "duration_s": 0.0,
-                "worker": "bench",
-                "device": "cpu",
-            }
-            for a, k in zip(assets, keys, strict=True)
-        ],
-    )
+    store.insert_placeholder_values("frame_match", "bench", list(zip(assets, keys, strict=True)))
     began = time.perf_counter()
     for name, side in (("frame_ends", ends), ("frame_starts", starts)):
         rows = [

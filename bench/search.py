@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from mediamesh.features import default_registry
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.orchestrator.services.prefect_server import stop_prefect_server
 from mediamesh.store import Store
-from mediamesh.store.blobs import blob_key
 from mediamesh.store.config import SearchSettings
 from mediamesh.store.indexes import ShotMatch
 from tests.orchestrator.search_support import query_frame
@@ -341,10 +339,7 @@ def _dialogue_figures(ctx: Context, cues: int) -> list[Figure]:
     values = cues // CUES_PER_VALUE
     assets = [_digest(f"bench cue asset {i}") for i in range(values)]
     keys = [_digest(f"bench cue value {i}") for i in range(values)]
-    store.insert_rows(
-        [{"id": a, "size": 0, "blob_key": blob_key(a)} for a in assets],
-        [_value_row(key, asset, "timed_text") for key, asset in zip(keys, assets, strict=True)],
-    )
+    store.insert_placeholder_values("timed_text", "1", list(zip(assets, keys, strict=True)), model_fingerprint=MODEL)
     texts, common = _cue_texts(rng, cues)
     planted = {int(i) for i in rng.choice(cues, PHRASE_CUES, replace=False)}
     columns = "index_name, value_key, cue, version, asset_id, shot, start_time, end_time, language, text"
@@ -475,10 +470,7 @@ def _calibrate(
 def _corpus(store: Store, vectors: Array, assets: int) -> Corpus:
     ids = [_digest(f"bench search asset {i}") for i in range(assets)]
     keys = [_digest(f"bench search value {i}") for i in range(assets)]
-    store.insert_rows(
-        [{"id": a, "size": 0, "blob_key": blob_key(a)} for a in ids],
-        [_value_row(key, asset, "video_embedding") for key, asset in zip(keys, ids, strict=True)],
-    )
+    store.insert_placeholder_values("video_embedding", "1", list(zip(ids, keys, strict=True)), model_fingerprint=MODEL)
     return Corpus(vectors, ids, keys)
 
 
@@ -548,31 +540,6 @@ def _cue_texts(rng: np.random.Generator, n: int) -> tuple[list[str], str]:
         presence[np.unique(row[:length])] += 1
     common = int(np.argmin(np.abs(presence / n - COMMON_SHARE)))
     return texts, words[common]
-
-
-def _value_row(key: str, asset: str, feature: str) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "key": key,
-        "asset_id": asset,
-        "feature": feature,
-        "version": "1",
-        "params": {},
-        "model_fingerprint": MODEL,
-        "code_fingerprint": "bench",
-        "payload_kind": "ndarray",
-        "blob_key": blob_key(key),
-        "meta": {},
-        "shape": None,
-        "dtype": None,
-        "bytes": 0,
-        "checksum": key,
-        "started_at": now,
-        "finished_at": now,
-        "duration_s": 0.0,
-        "worker": "bench",
-        "device": "cpu",
-    }
 
 
 def _around(rng: np.random.Generator, centres: Array, n: int) -> Array:

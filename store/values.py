@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -183,6 +184,46 @@ class ValueStore(IndexStore):
             # Statistics now, as autovacuum would soon gather them itself, so its ANALYZE cannot land mid-timing.
             conn.execute(sa.text(f"ANALYZE {schema.values.name}, {schema.assets.name}"))
             conn.commit()
+
+    def insert_placeholder_values(
+        self,
+        feature: str,
+        version: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        model_fingerprint: str | None = None,
+        worker: str = "bench",
+    ) -> None:
+        """An asset row and one ``feature@version`` value row (no blob) for each ``(asset id, value key)``, through
+        ``insert_rows``: synthetic titles for benchmarks and index tests, whose rows need values to refer to."""
+        now = datetime.now(UTC)
+        self.insert_rows(
+            [{"id": asset, "size": 0, "blob_key": asset} for asset, _ in pairs],
+            [
+                {
+                    "key": key,
+                    "asset_id": asset,
+                    "feature": feature,
+                    "version": version,
+                    "params": {},
+                    "model_fingerprint": model_fingerprint,
+                    "code_fingerprint": key,
+                    "payload_kind": "array",
+                    "blob_key": key,
+                    "meta": {},
+                    "shape": None,
+                    "dtype": None,
+                    "bytes": 0,
+                    "checksum": key,
+                    "started_at": now,
+                    "finished_at": now,
+                    "duration_s": 0.0,
+                    "worker": worker,
+                    "device": "cpu",
+                }
+                for asset, key in pairs
+            ],
+        )
 
     def record_features(self, specs: Iterable[FeatureVersion | tuple[str, str, str, str]]) -> None:
         """Record feature versions as seen (a bare tuple is name, version, code fingerprint, resources); known

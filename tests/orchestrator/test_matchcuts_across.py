@@ -5,7 +5,6 @@ benchmark figure (``bench/matchcut.py``), not asserted here."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -23,34 +22,6 @@ def _rows(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _value_rows(assets: list[str], keys: list[str]) -> list[dict[str, object]]:
-    now = datetime.now(UTC)
-    return [
-        {
-            "key": key,
-            "asset_id": asset,
-            "feature": "frame_match",
-            "version": "1",
-            "params": {},
-            "model_fingerprint": None,
-            "code_fingerprint": key,
-            "payload_kind": "array",
-            "blob_key": key,
-            "meta": {},
-            "shape": None,
-            "dtype": None,
-            "bytes": 0,
-            "checksum": key,
-            "started_at": now,
-            "finished_at": now,
-            "duration_s": 0.0,
-            "worker": "test",
-            "device": "cpu",
-        }
-        for asset, key in zip(assets, keys, strict=True)
-    ]
-
-
 def test_the_cross_title_query_finds_the_exact_best_pairs_across_titles_only(local_store: Store) -> None:
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(60, WIDTH))
@@ -58,7 +29,7 @@ def test_the_cross_title_query_finds_the_exact_best_pairs_across_titles_only(loc
     starts = [_rows(rng, centres, SHOTS) for _ in range(TITLES)]
     assets = [hashlib.sha256(f"title {i}".encode()).hexdigest() for i in range(TITLES)]
     keys = [hashlib.sha256(f"frame_match {i}".encode()).hexdigest() for i in range(TITLES)]
-    local_store.insert_rows([{"id": a, "size": 0, "blob_key": a} for a in assets], _value_rows(assets, keys))
+    local_store.insert_placeholder_values("frame_match", "1", list(zip(assets, keys, strict=True)), worker="test")
     for spec, side in ((frame_ends, ends), (frame_starts, starts)):
         rows = [
             (key, asset, row.shot, row.vector)

@@ -4,7 +4,6 @@ neighbours return k, cues match by words in any language, and markers tell an in
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
@@ -18,7 +17,6 @@ SHOTS = 2000
 
 def _values(store: Store, feature: str, count: int) -> list[tuple[str, str]]:
     """``count`` assets with one stored ``feature@1`` value each (rows only): (asset, value key) pairs."""
-    now = datetime.now(UTC)
     pairs = [
         (
             hashlib.sha256(f"asset {feature} {i}".encode()).hexdigest(),
@@ -26,33 +24,7 @@ def _values(store: Store, feature: str, count: int) -> list[tuple[str, str]]:
         )
         for i in range(count)
     ]
-    store.insert_rows(
-        [{"id": a, "size": 0, "blob_key": a} for a, _ in pairs],
-        [
-            {
-                "key": k,
-                "asset_id": a,
-                "feature": feature,
-                "version": "1",
-                "params": {},
-                "model_fingerprint": "m",
-                "code_fingerprint": k,
-                "payload_kind": "array",
-                "blob_key": k,
-                "meta": {},
-                "shape": None,
-                "dtype": None,
-                "bytes": 0,
-                "checksum": k,
-                "started_at": now,
-                "finished_at": now,
-                "duration_s": 0.0,
-                "worker": "test",
-                "device": "cpu",
-            }
-            for a, k in pairs
-        ],
-    )
+    store.insert_placeholder_values(feature, "1", pairs, model_fingerprint="m", worker="test")
     return pairs
 
 
