@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi.testclient import TestClient
 
 from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
@@ -58,3 +62,22 @@ def settled(client: TestClient, asset: str, timeout: float = 60) -> list[dict[st
         if all(s["state"] in ("stored", "failed") for s in states) or time.monotonic() > deadline:
             return states
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def serving(app: object) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

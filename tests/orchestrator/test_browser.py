@@ -5,16 +5,12 @@ in each test's temp dir. One title (testvideo.mp4 with English subtitles) is ing
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from mediamesh.features import default_registry
@@ -22,7 +18,7 @@ from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.store import StoreSettings, open_store
 from tests.models import TinyModels
-from tests.orchestrator.api_support import TOKEN
+from tests.orchestrator.api_support import TOKEN, serving
 from tests.orchestrator.search_support import ENGLISH, copy_with_sidecar, query_frame
 from tests.postgres import fresh_roles_database
 
@@ -58,7 +54,7 @@ def served(
             [result] = mesh.ingest([clip], targets=TARGETS)
             assert result.ok and result.asset is not None, result
             app = create_app(lambda: mesh, ApiSettings(token=TOKEN), store_settings=StoreSettings(s3_endpoint=None))
-            with _uvicorn(app) as base:
+            with serving(app) as base:
                 yield {"base": base, "asset": result.asset, "clip": clip, "mesh": mesh}
 
 
@@ -186,22 +182,3 @@ def test_the_player_seeks_by_range_requests_and_pages_are_guarded_as_reads(
     public = TestClient(create_app(lambda: mesh, ApiSettings(open_reads=True)))
     assert public.get("/").status_code == 200 and "testvideo.mp4" in public.get("/").text
     assert public.get(f"/title/{served['asset']}/tile/0.jpg").headers["content-type"] == "image/jpeg"
-
-
-@contextlib.contextmanager
-def _uvicorn(app: object) -> Iterator[str]:
-    """``app`` under uvicorn on a free loopback port, in a thread; its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from mediamesh.features import BackendUnavailableError, MediaError
@@ -39,6 +37,7 @@ from mediamesh.orchestrator.interfaces.cli import app as cli_app
 from mediamesh.orchestrator.interfaces.watch import Watcher
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
 from mediamesh.store import Store, StoreSettings
+from tests.orchestrator.api_support import serving
 from tests.orchestrator.resources import gated_features as gated
 from tests.services import S3Endpoint
 
@@ -251,7 +250,7 @@ def test_fifty_duplicate_events_make_one_asset_and_one_computation_per_value(
     event = {"EventName": "s3:ObjectCreated:Put", "Key": f"{landing}/new/episode.mp4", "Records": [record]}
     auth = {"Authorization": "Bearer t0ken"}
     with (
-        _served(app) as url,
+        serving(app) as url,
         # Fifty requests on two loaded cores: this test is about what is stored, not how fast.
         httpx.Client(base_url=url, headers=auth, timeout=300) as http,
         ThreadPoolExecutor(max_workers=50) as pool,
@@ -330,25 +329,6 @@ def test_a_worker_computes_a_plugin_feature_that_reads_a_builtin_one(
         _, encode = mesh.read(asset.id, "encode")
     assert frames.value == encode.frame_count > 0
     assert (record.worker or "").startswith("cpu-a@")
-
-
-@contextlib.contextmanager
-def _served(app: object) -> Iterator[str]:
-    """``app`` under uvicorn on a free loopback port, in a thread; its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def _plan(mesh: Mesh, asset: str) -> Plan:
