@@ -90,7 +90,7 @@ class ValueStore(IndexStore):
         }
         with self._begin() as conn:
             inserted = conn.execute(
-                pg_insert(schema.values).values(**row).on_conflict_do_nothing().returning(schema.values.c.key)
+                pg_insert(schema.values).values(**row).on_conflict_do_nothing().returning(*schema.values.c)
             ).first()
             if inserted is not None:
                 conn.execute(
@@ -105,7 +105,7 @@ class ValueStore(IndexStore):
                 # Also for a row that was already there (stored before its index existed): markers say what is held.
                 self.write_index_rows(conn, new.key, new.asset_id, new.version, new.model_fingerprint, index)
         faults.fault_point(faults.AFTER_ROW, new.feature)
-        record = self.value(new.key)
+        record = ValueRecord(**inserted._mapping) if inserted is not None else self.value(new.key)
         if record is None:  # pragma: no cover - the row was just written or already there
             raise ValueNotFoundError(f"value {new.key} vanished after writing")
         return record

@@ -11,8 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,9 +31,14 @@ from mediamesh.store import NewValue, Store
 from mediamesh.store.codecs import payload_kind_of, type_name
 from mediamesh.store.gateway import FeatureVersion
 
-__all__ = ["AssetReport", "Progress", "RunReport", "execute", "new_value", "worker_id"]
+__all__ = ["AssetReport", "Progress", "RunReport", "Schedule", "execute", "new_value", "worker_id"]
 
 COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
+
+#: A value whose error says ``retryable`` is tried this many more times, this long apart.
+RETRIES, RETRY_DELAY_S = 2, 1.0
+#: At most this many values of one feature in one stage (one Prefect task).
+MAX_STAGE = 32
 
 # The console belongs to mediamesh's progress and error lines; Prefect's run logs still reach its API and
 # UI. Prefect is imported lazily (in _Runner.run), after these defaults, and reads them when it sets up
@@ -140,7 +149,59 @@ def execute(
     return run
 
 
+class Schedule:
+    """Which values are ready, and how they are grouped into stages: the one rule for the order of a run.
+
+    A value is ready when every upstream value the run computes is done; one whose upstream failed or was
+    skipped is skipped. A stage is up to ``MAX_STAGE`` ready values of one feature (the oldest ready value's),
+    taken so that the ready values of that feature are shared out among the free threads.
+    """
+
+    def __init__(self, missing: tuple[PlannedValue, ...]) -> None:
+        self.pending = {v.key: v for v in missing}  # dependency order
+        self.waiting_on = {v.key: {k for k in v.upstream_keys if k in self.pending} for v in missing}
+        self.dependents: dict[str, list[str]] = {}
+        for v in missing:
+            for k in self.waiting_on[v.key]:
+                self.dependents.setdefault(k, []).append(v.key)
+        self.ready = [v for v in missing if not self.waiting_on[v.key]]
+        self.outcomes: dict[str, tuple[str, Exception | None]] = {}
+
+    def next_stage(self, free: int) -> tuple[PlannedValue, ...]:
+        """The next stage for one of ``free`` idle threads; empty when nothing is ready."""
+        if not self.ready:
+            return ()
+        name = self.ready[0].spec.name
+        same = [v for v in self.ready if v.spec.name == name]
+        take = same[: min(MAX_STAGE, -(-len(same) // max(free, 1)))]
+        taken = {v.key for v in take}
+        self.ready = [v for v in self.ready if v.key not in taken]
+        return tuple(take)
+
+    def finished(self, outcomes: Mapping[str, tuple[str, Exception | None]]) -> None:
+        """Record a stage's outcomes; what they make ready (or skipped) follows."""
+        for key, (outcome, error) in outcomes.items():
+            self._settle(key, outcome, error)
+
+    def _settle(self, key: str, outcome: str, error: Exception | None) -> None:
+        self.outcomes[key] = (outcome, error)
+        self.pending.pop(key, None)
+        for dependent in self.dependents.get(key, ()):
+            if dependent in self.outcomes:
+                continue
+            if outcome in (FAILED, SKIPPED):
+                self._settle(dependent, SKIPPED, None)
+                continue
+            waiting = self.waiting_on[dependent]
+            waiting.discard(key)
+            if not waiting:
+                self.ready.append(self.pending[dependent])
+
+
 class _Runner:
+    """Runs a plan's missing values as stages: one Prefect task computes one feature's values, a value as soon
+    as its inputs are done; only ready values are ever handed to a thread, so none waits on another's result."""
+
     def __init__(
         self, store: Store, registry: Registry, run_id: str, names: dict[str, str], progress: Progress | None
     ) -> None:
@@ -159,21 +220,15 @@ class _Runner:
         self.roots = plan.roots
         from prefect import flow, task
         from prefect.cache_policies import NO_CACHE
-        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        # Prefect's overloads do not admit every valid combination of options.
+        slots = max_workers or os.cpu_count() or 2
+        # A value that fails is retried inside its stage, and recorded there: Prefect retries nothing.
         compute: Any = task(  # type: ignore[call-overload]
-            self.compute,
-            name="compute-value",
-            cache_policy=NO_CACHE,
-            persist_result=False,
-            retries=2,
-            retry_delay_seconds=1,
-            retry_condition_fn=_retryable,
+            self.compute_stage, name="compute-stage", cache_policy=NO_CACHE, persist_result=False, retries=0
         )
 
-        runner: Any = ThreadPoolTaskRunner(max_workers=max_workers or os.cpu_count() or 2)
+        runner: Any = ThreadPoolTaskRunner(max_workers=slots)
 
         @flow(
             name="mediamesh-run",
@@ -183,43 +238,54 @@ class _Runner:
             log_prints=False,
         )
         def mediamesh_run() -> dict[str, tuple[str, Exception | None]]:
-            futures: dict[str, Any] = {}
-            for value in plan.missing:
-                upstream = [futures[k] for k in value.upstream_keys if k in futures]
-                named = compute.with_options(task_run_name=f"{value.ref} {value.asset[:12]}")
-                futures[value.key] = named.submit(value, wait_for=upstream)
-            results: dict[str, tuple[str, Exception | None]] = {}
-            for key, future in futures.items():
-                future.wait()
-                state = future.state
-                if state.is_completed():
-                    results[key] = (str(state.result()), None)
-                elif state.is_failed() or state.is_crashed():
-                    results[key] = (FAILED, state.result(raise_on_failure=False))
-                else:
-                    results[key] = (SKIPPED, None)
-            return results
+            schedule = Schedule(plan.missing)
+            running: dict[futures.Future[Any], tuple[Any, tuple[PlannedValue, ...]]] = {}
+            while True:
+                while len(running) < slots and (stage := schedule.next_stage(slots - len(running))):
+                    named = compute.with_options(task_run_name=_stage_name(stage))
+                    future = named.submit(stage)
+                    running[future.wrapped_future] = (future, stage)
+                if not running:
+                    return schedule.outcomes
+                done, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
+                for wrapped in done:
+                    future, stage = running.pop(wrapped)
+                    future.wait()
+                    state = future.state
+                    if state.is_completed():
+                        schedule.finished(state.result())
+                    else:  # the stage itself broke (not one of its values): none of its values is known stored
+                        error = state.result(raise_on_failure=False)
+                        schedule.finished({v.key: (FAILED, error) for v in stage})
 
-        # No flow heartbeat: a dead run's claims free its values, and Prefect 3.8 makes every flow wait for
-        # its heartbeat thread's next one-second tick as it ends.
-        settings: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-        if api_url:
-            settings[PREFECT_API_URL] = api_url
-        with temporary_settings(updates=settings):
+        with _run_settings(api_url):
             return mediamesh_run()
 
-    def compute(self, value: PlannedValue) -> str:
-        if self.progress is not None:
-            self.progress.started(value)
-        try:
-            outcome = self._compute(value)
-        except Exception:
+    def compute_stage(self, stage: tuple[PlannedValue, ...]) -> dict[str, tuple[str, Exception | None]]:
+        """Each value of ``stage`` in turn, each retried up to ``RETRIES`` times when its error says
+        ``retryable``; one value failing leaves the others to run."""
+        outcomes: dict[str, tuple[str, Exception | None]] = {}
+        for value in stage:
+            outcomes[value.key] = self.compute(value)
+        return outcomes
+
+    def compute(self, value: PlannedValue) -> tuple[str, Exception | None]:
+        for attempt in range(RETRIES + 1):
             if self.progress is not None:
-                self.progress.finished(value, FAILED)
-            raise
-        if self.progress is not None:
-            self.progress.finished(value, outcome)
-        return outcome
+                self.progress.started(value)
+            try:
+                outcome = self._compute(value)
+            except Exception as error:
+                if self.progress is not None:
+                    self.progress.finished(value, FAILED)
+                if attempt < RETRIES and _retryable(error):
+                    time.sleep(RETRY_DELAY_S)
+                    continue
+                return FAILED, error
+            if self.progress is not None:
+                self.progress.finished(value, outcome)
+            return outcome, None
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns
 
     def _compute(self, value: PlannedValue) -> str:
         spec = value.spec
@@ -314,11 +380,43 @@ def _device_of(result: Any) -> str:
     return str(meta.get("device", "cpu")) if isinstance(meta, dict) else "cpu"
 
 
-def _retryable(task: Any, task_run: Any, state: Any) -> bool:
-    error = state.result(raise_on_failure=False)
+def _retryable(error: Exception) -> bool:
     # An unreachable backend was already retried by its client (the object store's, the connection pool's);
     # the run reports it once and a rerun completes, so the task does not wait it out again.
     return bool(getattr(error, "retryable", False)) and not isinstance(error, BackendUnavailableError)
+
+
+_settings_cache: dict[tuple[int, str | None], tuple[Any, Any]] = {}
+_settings_lock = threading.Lock()
+
+
+@contextmanager
+def _run_settings(api_url: str | None) -> Iterator[None]:
+    """Prefect's settings for a run: no flow heartbeat (a dead run's claims free its values, and Prefect 3.8
+    makes every flow wait for its heartbeat thread's next one-second tick as it ends), and ``api_url``.
+
+    Deriving settings validates all of Prefect's (about 90 ms), so each derivation is made once per base
+    settings object and API URL, and entered as a settings context from then on.
+    """
+    from prefect.context import SettingsContext, get_settings_context
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    context = get_settings_context()
+    with _settings_lock:
+        base, derived = _settings_cache.get((id(context.settings), api_url), (None, None))
+        if base is not context.settings:
+            updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+            if api_url:
+                updates[PREFECT_API_URL] = api_url
+            derived = context.settings.copy_with_update(updates=updates)
+            _settings_cache[(id(context.settings), api_url)] = (context.settings, derived)
+    with SettingsContext(profile=context.profile, settings=derived):
+        yield
+
+
+def _stage_name(stage: tuple[PlannedValue, ...]) -> str:
+    first = stage[0]
+    return f"{first.ref} {first.asset[:12]}" if len(stage) == 1 else f"{first.ref} x{len(stage)} assets"
 
 
 def _discard_scratch(result: Any) -> None:
