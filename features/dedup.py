@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import av
-import av.error
 import cv2
 import numpy as np
 
+from mediamesh.features import frames as shared
 from mediamesh.features.errors import InputFileError, MediaError
 from mediamesh.features.spec import feature
 from mediamesh.features.values import DedupMap, EncodedMedia, Shot, ShotTable
@@ -32,6 +32,12 @@ def dedup(encode: EncodedMedia, shots: ShotTable, *, frames: int = 3, max_distan
     hashes = _hash_frames(encode, {i for sample in samples for i in sample})
     table = np.array([[hashes[i] for i in sample] for sample in samples], dtype=np.uint64).reshape(-1, frames)
     return DedupMap(representative=representatives(table, max_distance), method=f"dhash64x{frames}<={max_distance}")
+
+
+@shared.hint("dedup")
+def _dedup_frames(encode: EncodedMedia, shots: ShotTable, params: Mapping[str, Any]) -> set[int]:
+    count = max(int(params.get("frames", 3)), 1)
+    return {i for shot in shots.shots for i in sample_frames(shot, count)}
 
 
 def sample_frames(shot: Shot, frames: int) -> list[int]:
@@ -72,29 +78,14 @@ def dhash(gray: np.ndarray[Any, Any]) -> int:
 
 
 def _hash_frames(encode: EncodedMedia, wanted: set[int]) -> dict[int, int]:
-    """dHash of each ``wanted`` frame, by index in decoding order, in one pass that stops at the last."""
+    """dHash of each ``wanted`` frame, by index in decoding order, from one pass that stops at the last (or
+    none: see :mod:`features.frames`)."""
     if not encode.path.is_file():
         raise InputFileError(f"encode {encode.path.name!r} does not exist ({encode.path})")
-    hashes: dict[int, int] = {}
-    if not wanted:
-        return hashes
-    last = max(wanted)
-    decoded = 0
-    try:
-        with av.open(str(encode.path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for decoded, frame in enumerate(container.decode(stream), 1):
-                index = decoded - 1
-                if index in wanted:
-                    hashes[index] = dhash(frame.to_ndarray(format="gray"))
-                if index >= last:
-                    break
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise MediaError(f"cannot decode encode {encode.path.name!r}: {exc}") from exc
+    hashes = {index: dhash(frame.to_ndarray(format="gray")) for index, frame in shared.read(encode.path, wanted)}
     if len(hashes) < len(wanted):
         raise MediaError(
-            f"encode {encode.path.name!r} has {decoded} frames, but the shots need frame {last}; "
+            f"encode {encode.path.name!r} has {encode.frame_count} frames, but the shots need frame {max(wanted)}; "
             "were they found on another encode?"
         )
     return hashes

@@ -13,7 +13,7 @@ import math
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ import av
 import av.error
 import numpy as np
 
+from mediamesh.features import frames as shared
 from mediamesh.features.descriptors import AUDIO_DIM, audio_descriptor, frame_descriptors
 from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
 from mediamesh.features.models import (
@@ -89,6 +90,12 @@ def video_embedding(
             dedup=dedup.method,
         ),
     )
+
+
+@shared.hint("video_embedding")
+def _video_frames(encode: EncodedMedia, shots: ShotTable, params: Mapping[str, Any]) -> set[int]:
+    count = int(params.get("frames_per_shot", 4))
+    return {i for shot in shots.shots for i in sample_frames(shot, max(count, 1), encode.frame_count)}
 
 
 @feature(version="2", resources="gpu", model=lambda: model_fingerprint("audio"))
@@ -169,7 +176,8 @@ def sample_frames(shot: Shot, count: int, frame_count: int) -> list[int]:
 
 
 def decode_frames(path: Path, wanted: set[int]) -> Iterator[tuple[int, Array]]:
-    """``(index, RGB frame)`` for each wanted frame index, in order, from one decoding pass.
+    """``(index, RGB frame)`` for each wanted frame index, in order, from one decoding pass (or none: see
+    :mod:`features.frames`).
 
     Wanted indices past the last frame the decoder gives (a frame count that overstates the stream) get
     the last frame.
@@ -177,26 +185,8 @@ def decode_frames(path: Path, wanted: set[int]) -> Iterator[tuple[int, Array]]:
     if not wanted:
         return
     _check_file(path)
-    last_wanted = max(wanted)
-    index = -1
-    frame: av.VideoFrame | None = None
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                index += 1
-                if index in wanted:
-                    yield index, frame.to_ndarray(format="rgb24")
-                if index >= last_wanted:
-                    return
-            if frame is None:
-                raise MediaError(f"no video frame could be decoded from {path.name!r}")
-            rgb = frame.to_ndarray(format="rgb24")
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise MediaError(f"cannot decode the video of {path.name!r}: {exc}") from exc
-    for late in sorted(i for i in wanted if i > index):
-        yield late, rgb
+    for index, frame in shared.read(path, wanted, late=True):
+        yield index, frame.to_ndarray(format="rgb24")
 
 
 def decode_audio(encode: EncodedMedia) -> Array | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
+from mediamesh.features import frames as shared
 from mediamesh.features.encoders import decode_frames, sample_frames
 from mediamesh.features.spec import feature
 from mediamesh.features.values import DedupMap, EncodedMedia, ShotTable, ShotThumbnails
@@ -51,6 +54,11 @@ def thumbnails(
     sheet.save(out, format="JPEG", quality=quality, optimize=True)
     tiles = tuple(tile_of[root] for root in dedup.representative)
     return ShotThumbnails(path=out, tile_width=tile_width, tile_height=tile_height, columns=columns, tiles=tiles)
+
+
+@shared.hint("thumbnails")
+def _thumbnail_frames(encode: EncodedMedia, shots: ShotTable, params: Mapping[str, Any]) -> set[int]:
+    return {sample_frames(shot, 1, encode.frame_count)[0] for shot in shots.shots}
 
 
 def tile_size(frame_width: int, frame_height: int, width: int) -> tuple[int, int]:

@@ -19,12 +19,14 @@ from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
+from mediamesh.features import frames as shared_frames
 from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
-from mediamesh.features.values import FileValue
+from mediamesh.features.values import EncodedMedia, FileValue, ShotTable
 from mediamesh.orchestrator.execution.indexing import batches_for, indexes_of
 from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, RootInput
 from mediamesh.store import NewValue, Store
@@ -37,6 +39,8 @@ COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
 
 #: A value whose error says ``retryable`` is tried this many more times, this long apart.
 RETRIES, RETRY_DELAY_S = 2, 1.0
+#: The inputs by which readers of an encode's frames are known to read the same frames' pictures.
+ENCODE, SHOTS = "encode", "shots"
 #: At most this many values of one feature in one stage (one Prefect task).
 MAX_STAGE = 32
 
@@ -213,6 +217,9 @@ class _Runner:
         self.worker = worker_id()
         self.roots: dict[tuple[str, str], RootInput] = {}
         self.indexes = indexes_of(registry)
+        self.pending: Mapping[str, PlannedValue] = {}
+        self.expected: set[Path] = set()
+        self.lock = threading.Lock()
 
     def run(
         self, plan: Plan, *, trigger: str, api_url: str | None, max_workers: int | None
@@ -239,6 +246,7 @@ class _Runner:
         )
         def mediamesh_run() -> dict[str, tuple[str, Exception | None]]:
             schedule = Schedule(plan.missing)
+            self.pending = schedule.pending
             running: dict[futures.Future[Any], tuple[Any, tuple[PlannedValue, ...]]] = {}
             while True:
                 while len(running) < slots and (stage := schedule.next_stage(slots - len(running))):
@@ -258,8 +266,12 @@ class _Runner:
                         error = state.result(raise_on_failure=False)
                         schedule.finished({v.key: (FAILED, error) for v in stage})
 
-        with _run_settings(api_url):
-            return mediamesh_run()
+        try:
+            with _run_settings(api_url):
+                return mediamesh_run()
+        finally:
+            for path in self.expected:
+                shared_frames.forget(path)
 
     def compute_stage(self, stage: tuple[PlannedValue, ...]) -> dict[str, tuple[str, Exception | None]]:
         """Each value of ``stage`` in turn, each retried up to ``RETRIES`` times when its error says
@@ -297,6 +309,7 @@ class _Runner:
             started = datetime.now(UTC)
             try:
                 inputs = [self._load(value, name, key) for name, key in value.inputs]
+                self._expect_frames(value, dict(zip((name for name, _ in value.inputs), inputs, strict=True)))
                 result = spec.fn(*inputs, **spec.params)
                 index = batches_for(self.indexes, spec.name, result)
             except Exception as exc:  # a Ctrl-C is no failed attempt: it ends the run, recording nothing
@@ -324,6 +337,27 @@ class _Runner:
             finally:
                 _discard_scratch(result)
         return COMPUTED
+
+    def _expect_frames(self, value: PlannedValue, loaded: dict[str, Any]) -> None:
+        """Before a value reads its encode's frames: tell the shared reader which frames the run's other
+        pending readers of the same encode and shots will want, so that one decoding pass serves them all."""
+        encode, shots = loaded.get(ENCODE), loaded.get(SHOTS)
+        if shared_frames.hint_of(value.spec.name) is None or not isinstance(encode, EncodedMedia):
+            return
+        if not isinstance(shots, ShotTable):
+            return
+        same = {name: key for name, key in value.inputs if name in (ENCODE, SHOTS)}
+        wanted: set[int] = set()
+        for other in list(self.pending.values()):
+            hint = shared_frames.hint_of(other.spec.name)
+            if other.key == value.key or other.asset != value.asset or hint is None:
+                continue
+            if {name: key for name, key in other.inputs if name in (ENCODE, SHOTS)} == same:
+                wanted |= hint(encode, shots, other.spec.params)
+        if wanted:
+            shared_frames.expect(encode.path, wanted)
+            with self.lock:
+                self.expected.add(encode.path)
 
     def _load(self, value: PlannedValue, name: str, key: str) -> Any:
         if name == SOURCE:
