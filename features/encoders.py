@@ -10,6 +10,7 @@ of its representative's row. How many frames, clips or texts go in a batch is an
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 from collections import defaultdict
@@ -23,6 +24,7 @@ import av.error
 import numpy as np
 
 from mediamesh.features import frames as shared
+from mediamesh.features.batching import Batcher, batcher
 from mediamesh.features.descriptors import AUDIO_DIM, audio_descriptor, frame_descriptors
 from mediamesh.features.errors import ExecutionError, InputFileError, MediaError
 from mediamesh.features.models import (
@@ -58,6 +60,9 @@ T = TypeVar("T")
 SAMPLE_RATE = 16000
 #: wav2vec2's receptive field: a shot with less audio is zero-padded to it.
 MIN_AUDIO_SAMPLES = 400
+#: On an accelerator, one forward pass of the video encoder takes up to this many callers' batches.
+GPU_PASS_BATCHES = 4
+
 #: Audio longer than this is embedded in equal windows of at most this many samples, and their frames
 #: pooled together, so attention over a ten-minute shot never needs its (frames x frames) matrix.
 MAX_WINDOW_SAMPLES = 30 * SAMPLE_RATE
@@ -213,18 +218,28 @@ def decode_audio(encode: EncodedMedia) -> Array | None:
     return np.concatenate([lead, *chunks]).astype(np.float32, copy=False)
 
 
-def frame_embedder(ref: ModelRef) -> tuple[Callable[[Array], Array], str]:
-    """What turns a batch of RGB frames into unit-normed rows, and the device it runs on."""
+def frame_embedder(ref: ModelRef) -> tuple[Batcher[Any], str]:
+    """What turns a batch of RGB frames into unit-normed rows, and the device it runs on: the process's
+    batcher for the model (:mod:`features.batching`), which joins the frames of callers that wait at once."""
+    rows = batch_size("video")
+    wait_s = float(os.environ.get("MEDIAMESH_BATCH_WAIT_MS", "10")) / 1000
     if ref.kind == "lite":
-        return lambda frames: _unit_rows(frame_descriptors(frames)), "cpu"
+
+        def lite() -> Batcher[Any]:
+            return Batcher(frame_descriptors, lambda parts: _unit_rows(np.concatenate(list(parts))), rows, wait_s)
+
+        return batcher(("video", ref.fingerprint, "cpu", str(rows)), lite), "cpu"
     model = load_image_model(ref)
-    return model.embed, model.device
+    # On an accelerator a pass takes several callers' batches; on the CPU, one caller's batch at most.
+    limit = rows * (GPU_PASS_BATCHES if model.device != "cpu" else 1)
+    key = ("video", ref.fingerprint, model.device, str(limit))
+    return batcher(key, lambda: Batcher(model.prepare, model.forward, limit, wait_s)), model.device
 
 
 def _pool_frames(
     encode: EncodedMedia,
     samples: dict[int, list[int]],
-    embed: Callable[[Array], Array],
+    embed: Batcher[Any],
     *,
     batch_size: int,
 ) -> Array:
@@ -237,11 +252,12 @@ def _pool_frames(
         for index in indices:
             owners[index].append(position)
     sums: list[Array | None] = [None] * len(samples)
-    for indices, frames in _prefetch(frame_batches(decode_frames(encode.path, set(owners)), batch_size)):
-        for index, row in zip(indices, embed(frames), strict=True):
-            for position in owners[index]:
-                current = sums[position]
-                sums[position] = row.astype(np.float64) if current is None else current + row
+    with embed.caller():
+        for indices, frames in _prefetch(frame_batches(decode_frames(encode.path, set(owners)), batch_size)):
+            for index, row in zip(indices, embed(frames), strict=True):
+                for position in owners[index]:
+                    current = sums[position]
+                    sums[position] = row.astype(np.float64) if current is None else current + row
     if not sums:  # no shot at all: the rows still need their width
         return np.zeros((0, embed(np.zeros((1, 32, 32, 3), np.uint8)).shape[1]), np.float32)
     means = []

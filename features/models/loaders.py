@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -47,10 +47,22 @@ class ImageModel:
 
     def embed(self, frames: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Unit-normed image embeddings (N, D) float32 of ``frames`` (N, H, W, 3) uint8 RGB."""
+        return self.forward([self.prepare(frames)])
+
+    def prepare(self, frames: np.ndarray[Any, Any]) -> Any:
+        """The model's input tensor for ``frames``: frames of any size become the same shape here."""
         import torch
 
         with torch.inference_mode(), autocast(self.device):
-            features = self.model.get_image_features(pixel_values=self.preprocess(frames, self.device))
+            return self.preprocess(frames, self.device)
+
+    def forward(self, pixels: Sequence[Any]) -> np.ndarray[Any, Any]:
+        """Unit-normed embeddings of prepared inputs, in one forward pass over all of them."""
+        import torch
+
+        with torch.inference_mode(), autocast(self.device):
+            batch = pixels[0] if len(pixels) == 1 else torch.cat(list(pixels))
+            features = self.model.get_image_features(pixel_values=batch)
             if not isinstance(features, torch.Tensor):  # transformers 5 returns the vision output, projected
                 features = features.pooler_output
             features = features.float()

@@ -41,8 +41,9 @@ COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
 RETRIES, RETRY_DELAY_S = 2, 1.0
 #: The inputs by which readers of an encode's frames are known to read the same frames' pictures.
 ENCODE, SHOTS = "encode", "shots"
-#: At most this many values of one feature in one stage (one Prefect task).
-MAX_STAGE = 32
+#: At most this many values of one feature in one stage (one Prefect task); a GPU feature's stage computes
+#: up to GPU_STAGE_THREADS of them at once.
+MAX_STAGE, GPU_STAGE_THREADS = 32, 8
 
 # The console belongs to mediamesh's progress and error lines; Prefect's run logs still reach its API and
 # UI. Prefect is imported lazily (in _Runner.run), after these defaults, and reads them when it sets up
@@ -157,8 +158,9 @@ class Schedule:
     """Which values are ready, and how they are grouped into stages: the one rule for the order of a run.
 
     A value is ready when every upstream value the run computes is done; one whose upstream failed or was
-    skipped is skipped. A stage is up to ``MAX_STAGE`` ready values of one feature (the oldest ready value's),
-    taken so that the ready values of that feature are shared out among the free threads.
+    skipped is skipped. A stage is up to ``MAX_STAGE`` ready values of one feature (the oldest ready value's):
+    all of them for a GPU feature, whose stage computes them at once; for any other, a share of them for each
+    idle thread.
     """
 
     def __init__(self, missing: tuple[PlannedValue, ...]) -> None:
@@ -175,9 +177,12 @@ class Schedule:
         """The next stage for one of ``free`` idle threads; empty when nothing is ready."""
         if not self.ready:
             return ()
-        name = self.ready[0].spec.name
-        same = [v for v in self.ready if v.spec.name == name]
-        take = same[: min(MAX_STAGE, -(-len(same) // max(free, 1)))]
+        first = self.ready[0].spec
+        same = [v for v in self.ready if v.spec.name == first.name]
+        # A GPU feature's stage takes all its ready values (they meet in its forward passes); any other's
+        # are shared out among the idle threads.
+        share = len(same) if first.resources == "gpu" else -(-len(same) // max(free, 1))
+        take = same[: min(MAX_STAGE, share)]
         taken = {v.key for v in take}
         self.ready = [v for v in self.ready if v.key not in taken]
         return tuple(take)
@@ -274,12 +279,15 @@ class _Runner:
                 shared_frames.forget(path)
 
     def compute_stage(self, stage: tuple[PlannedValue, ...]) -> dict[str, tuple[str, Exception | None]]:
-        """Each value of ``stage`` in turn, each retried up to ``RETRIES`` times when its error says
-        ``retryable``; one value failing leaves the others to run."""
-        outcomes: dict[str, tuple[str, Exception | None]] = {}
-        for value in stage:
-            outcomes[value.key] = self.compute(value)
-        return outcomes
+        """Each value of ``stage`` (in turn, or at once for a GPU feature), each retried up to ``RETRIES``
+        times when its error says ``retryable``; one value failing leaves the others to run."""
+        if len(stage) > 1 and stage[0].spec.resources == "gpu":
+            # Several assets' encoder values at once, so that their frames meet in one forward pass
+            # (features.batching): each value on a thread of its own, up to GPU_STAGE_THREADS.
+            workers = min(len(stage), GPU_STAGE_THREADS)
+            with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mediamesh-stage") as pool:
+                return dict(zip((v.key for v in stage), pool.map(self.compute, stage), strict=True))
+        return {value.key: self.compute(value) for value in stage}
 
     def compute(self, value: PlannedValue) -> tuple[str, Exception | None]:
         for attempt in range(RETRIES + 1):
