@@ -8,12 +8,14 @@ an attempt, apart from values; Prefect retries it only when the error says ``ret
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent import futures
 from contextlib import contextmanager
@@ -192,6 +194,10 @@ class Schedule:
         for key, (outcome, error) in outcomes.items():
             self._settle(key, outcome, error)
 
+    def failed(self, values: tuple[PlannedValue, ...], error: Exception) -> None:
+        """Those of ``values`` not settled yet failed with ``error`` (their task ended without them)."""
+        self.finished({v.key: (FAILED, error) for v in values if v.key not in self.outcomes})
+
     def _settle(self, key: str, outcome: str, error: Exception | None) -> None:
         self.outcomes[key] = (outcome, error)
         self.pending.pop(key, None)
@@ -223,6 +229,10 @@ class _Runner:
         self.roots: dict[tuple[str, str], RootInput] = {}
         self.indexes = indexes_of(registry)
         self.pending: Mapping[str, PlannedValue] = {}
+        self.schedule = Schedule(())
+        self.cond = threading.Condition()
+        self.running = 0  # stage tasks submitted and not ended
+        self.slots = 1
         self.expected: set[Path] = set()
         self.lock = threading.Lock()
 
@@ -234,13 +244,13 @@ class _Runner:
         from prefect.cache_policies import NO_CACHE
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        slots = max_workers or os.cpu_count() or 2
+        self.slots = max_workers or os.cpu_count() or 2
         # A value that fails is retried inside its stage, and recorded there: Prefect retries nothing.
         compute: Any = task(  # type: ignore[call-overload]
-            self.compute_stage, name="compute-stage", cache_policy=NO_CACHE, persist_result=False, retries=0
+            self.compute_stages, name="compute-stage", cache_policy=NO_CACHE, persist_result=False, retries=0
         )
 
-        runner: Any = ThreadPoolTaskRunner(max_workers=slots)
+        runner: Any = ThreadPoolTaskRunner(max_workers=self.slots)
 
         @flow(
             name="mediamesh-run",
@@ -250,27 +260,18 @@ class _Runner:
             log_prints=False,
         )
         def mediamesh_run() -> dict[str, tuple[str, Exception | None]]:
-            schedule = Schedule(plan.missing)
-            self.pending = schedule.pending
-            running: dict[futures.Future[Any], tuple[Any, tuple[PlannedValue, ...]]] = {}
-            while True:
-                while len(running) < slots and (stage := schedule.next_stage(slots - len(running))):
-                    named = compute.with_options(task_run_name=_stage_name(stage))
-                    future = named.submit(stage)
-                    running[future.wrapped_future] = (future, stage)
-                if not running:
-                    return schedule.outcomes
-                done, _ = futures.wait(list(running), return_when=futures.FIRST_COMPLETED)
-                for wrapped in done:
-                    future, stage = running.pop(wrapped)
-                    future.wait()
-                    state = future.state
-                    if state.is_completed():
-                        schedule.finished(state.result())
-                    else:  # the stage itself broke (not one of its values): none of its values is known stored
-                        error = state.result(raise_on_failure=False)
-                        schedule.finished({v.key: (FAILED, error) for v in stage})
+            with self.cond:
+                while True:
+                    while self.running < self.slots and (stage := self.schedule.next_stage(self.slots - self.running)):
+                        self.running += 1
+                        future = compute.with_options(task_run_name=_stage_name(stage)).submit(stage)
+                        future.wrapped_future.add_done_callback(functools.partial(self._ended, stage))
+                    if not self.running:
+                        return self.schedule.outcomes
+                    self.cond.wait()
 
+        self.schedule = Schedule(plan.missing)
+        self.pending = self.schedule.pending
         try:
             with _run_settings(api_url):
                 return mediamesh_run()
@@ -278,7 +279,44 @@ class _Runner:
             for path in self.expected:
                 shared_frames.forget(path)
 
-    def compute_stage(self, stage: tuple[PlannedValue, ...]) -> dict[str, tuple[str, Exception | None]]:
+    def compute_stages(self, stage: tuple[PlannedValue, ...]) -> dict[str, int]:
+        """Compute ``stage``, then go on with a stage its values made ready, if any, while the task is running
+        anyway (what the next value of an asset needs is usually what this one just stored); the outcomes."""
+        current, done = stage, Counter[str]()
+        try:
+            while current:
+                outcomes = self._compute_stage(current)
+                done.update(outcome for outcome, _ in outcomes.values())
+                with self.cond:
+                    self.schedule.finished(outcomes)
+                    self.cond.notify_all()
+                    current = self.schedule.next_stage(self.slots - self.running + 1)
+        finally:
+            if current:  # only a BaseException (Ctrl-C) leaves a stage half done: its values are not stored
+                with self.cond:
+                    ended = ExecutionError("the run was interrupted before this value was computed")
+                    self.schedule.finished(
+                        {v.key: (FAILED, ended) for v in current if v.key not in self.schedule.outcomes}
+                    )
+                    self.cond.notify_all()
+        return dict(done)
+
+    def _ended(self, stage: tuple[PlannedValue, ...], wrapped: futures.Future[Any]) -> None:
+        """A stage's task is over: its thread is free; if the task never ran, its values failed with it."""
+        error: Exception = ExecutionError("the task computing this value ended before it ran")
+        try:
+            state = wrapped.result()
+            if hasattr(state, "is_completed") and not state.is_completed():
+                found = state.result(raise_on_failure=False)
+                error = found if isinstance(found, Exception) else error
+        except Exception as exc:
+            error = exc
+        with self.cond:
+            self.running -= 1
+            self.schedule.failed(stage, error)
+            self.cond.notify_all()
+
+    def _compute_stage(self, stage: tuple[PlannedValue, ...]) -> dict[str, tuple[str, Exception | None]]:
         """Each value of ``stage`` (in turn, or at once for a GPU feature), each retried up to ``RETRIES``
         times when its error says ``retryable``; one value failing leaves the others to run."""
         if len(stage) > 1 and stage[0].spec.resources == "gpu":
