@@ -1,9 +1,15 @@
-"""Running a plan: a Prefect flow per trigger, a task per missing value, in dependency order.
+"""Running a plan: a Prefect flow per trigger, whose tasks are *stages* of the missing values.
 
-Each task, in this fixed order: takes the value's claim (a second claimant waits), re-checks the store
-(someone else may have finished it), loads the inputs, calls the feature, stores the value (blob, then
-row and lineage in one transaction), and removes the feature's scratch files. A failure is recorded as
-an attempt, apart from values; Prefect retries it only when the error says ``retryable``.
+A :class:`Schedule` hands out only values whose inputs are done, so no thread ever waits on another task's
+result: a stage is some ready values of one feature (all of them for a GPU feature, computed at once so that
+their frames share forward passes; a share per idle thread for the rest), and a stage's task goes on with a
+stage its own values made ready. Prefect sees the stages; mediamesh's store records every value.
+
+Each value, in this fixed order: takes its claim (a second claimant waits), re-checks the store (someone else
+may have finished it), loads the inputs (and tells the shared frame reader what the run's other readers of
+the same encode will want), calls the feature, stores the value (blob, then row, lineage and index rows in one
+transaction), and removes the feature's scratch files. A failure is recorded as an attempt, apart from values,
+and retried inside the stage only when the error says ``retryable``.
 """
 
 from __future__ import annotations
@@ -260,15 +266,25 @@ class _Runner:
             log_prints=False,
         )
         def mediamesh_run() -> dict[str, tuple[str, Exception | None]]:
-            with self.cond:
-                while True:
+            while True:
+                with self.cond:
+                    stages = []
                     while self.running < self.slots and (stage := self.schedule.next_stage(self.slots - self.running)):
                         self.running += 1
-                        future = compute.with_options(task_run_name=_stage_name(stage)).submit(stage)
-                        future.wrapped_future.add_done_callback(functools.partial(self._ended, stage))
-                    if not self.running:
+                        stages.append(stage)
+                    if not stages and not self.running:
                         return self.schedule.outcomes
-                    self.cond.wait()
+                    if not stages:
+                        self.cond.wait()
+                for stage in stages:  # submitted without the lock: a task that ends at once takes it
+                    try:
+                        future = compute.with_options(task_run_name=_stage_name(stage)).submit(stage)
+                    except Exception as exc:  # Prefect could not take the task: its values failed, the run goes on
+                        with self.cond:
+                            self.running -= 1
+                            self.schedule.failed(stage, exc)
+                        continue
+                    future.wrapped_future.add_done_callback(functools.partial(self._ended, stage))
 
         self.schedule = Schedule(plan.missing)
         self.pending = self.schedule.pending
@@ -295,9 +311,7 @@ class _Runner:
             if current:  # only a BaseException (Ctrl-C) leaves a stage half done: its values are not stored
                 with self.cond:
                     ended = ExecutionError("the run was interrupted before this value was computed")
-                    self.schedule.finished(
-                        {v.key: (FAILED, ended) for v in current if v.key not in self.schedule.outcomes}
-                    )
+                    self.schedule.failed(current, ended)
                     self.cond.notify_all()
         return dict(done)
 
