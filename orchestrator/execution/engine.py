@@ -1,9 +1,9 @@
 """Running a plan: a Prefect flow per trigger, whose tasks are *stages* of the missing values.
 
 A :class:`Schedule` hands out only values whose inputs are done, so no thread ever waits on another task's
-result: a stage is some ready values of one feature (all of them for a GPU feature, computed at once so that
-their frames share forward passes; a share per idle thread for the rest), and a stage's task goes on with a
-stage its own values made ready. Prefect sees the stages; mediamesh's store records every value.
+result: a stage is some ready values (a GPU feature's, all at once, so that their frames share forward passes;
+otherwise a share of the ready CPU values per idle thread), and a stage's task goes on with a stage its own
+values made ready. Prefect sees the stages; mediamesh's store records every value.
 
 Each value, in this fixed order: takes its claim (a second claimant waits), re-checks the store (someone else
 may have finished it), loads the inputs (and tells the shared frame reader what the run's other readers of
@@ -166,9 +166,9 @@ class Schedule:
     """Which values are ready, and how they are grouped into stages: the one rule for the order of a run.
 
     A value is ready when every upstream value the run computes is done; one whose upstream failed or was
-    skipped is skipped. A stage is up to ``MAX_STAGE`` ready values of one feature (the oldest ready value's):
-    all of them for a GPU feature, whose stage computes them at once; for any other, a share of them for each
-    idle thread.
+    skipped is skipped. A stage is up to ``MAX_STAGE`` ready values: when the oldest ready value's feature runs
+    on the GPU, that feature's ready values (its stage computes them at once); otherwise a share of the ready
+    CPU values, of any features, for each idle thread.
     """
 
     def __init__(self, missing: tuple[PlannedValue, ...]) -> None:
@@ -186,11 +186,11 @@ class Schedule:
         if not self.ready:
             return ()
         first = self.ready[0].spec
-        same = [v for v in self.ready if v.spec.name == first.name]
-        # A GPU feature's stage takes all its ready values (they meet in its forward passes); any other's
-        # are shared out among the idle threads.
-        share = len(same) if first.resources == "gpu" else -(-len(same) // max(free, 1))
-        take = same[: min(MAX_STAGE, share)]
+        if first.resources == "gpu":  # all of the feature's ready values: they meet in its forward passes
+            take = [v for v in self.ready if v.spec.name == first.name][:MAX_STAGE]
+        else:  # a share of the ready CPU values, whatever their features, for each idle thread
+            cpu = [v for v in self.ready if v.spec.resources != "gpu"]
+            take = cpu[: min(MAX_STAGE, -(-len(cpu) // max(free, 1)))]
         taken = {v.key for v in take}
         self.ready = [v for v in self.ready if v.key not in taken]
         return tuple(take)
@@ -510,7 +510,13 @@ def _run_settings(api_url: str | None) -> Iterator[None]:
 
 def _stage_name(stage: tuple[PlannedValue, ...]) -> str:
     first = stage[0]
-    return f"{first.ref} {first.asset[:12]}" if len(stage) == 1 else f"{first.ref} x{len(stage)} assets"
+    if len(stage) == 1:
+        return f"{first.ref} {first.asset[:12]}"
+    names = list(dict.fromkeys(v.ref for v in stage))
+    if len(names) == 1:
+        return f"{first.ref} x{len(stage)} assets"
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return f"{len(stage)} values ({shown})"
 
 
 def _discard_scratch(result: Any) -> None:
