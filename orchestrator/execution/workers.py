@@ -16,6 +16,18 @@ worker holds the claim of are left to it. A worker
 killed mid-value holds nothing any more (the claim is a Postgres session lock), so the next dispatch of
 that asset (``mediamesh watch`` reconciles periodically) hands the value to another worker. What a pool may
 compute now, and what no dispatch hands out, are ``dispatch.runnable`` and ``dispatch.held_back``.
+
+Workers are warm (``mediamesh worker``, ``WarmWorker``): a Prefect process worker, on the same process pools,
+that runs each flow run of the compute deployment on a thread of its own process instead of starting
+``python -m prefect.engine`` for it. Runs after the first find the imports, the registry, the open mesh (its
+connection pool) and the loaded models (one per configured fingerprint, ``features.models.loaders``) where
+the last run left them, so a stage's start costs milliseconds, not the seconds of a fresh interpreter. A flow
+run dies with its worker because it *is* the worker; a failed run is recorded as failed and the worker goes
+on. Stopping the worker gives a run ``STOP_GRACE_S`` to end, then reports it crashed and ends the process
+without it, as killing it would: its claims go with its connections and the next dispatch hands its values
+out again. What a warm run gives up is isolation: feature code that ends the process (``os._exit``, a crash
+in native code) ends the worker and its other runs in the same way. Job variables of the pool (``env``,
+``working_dir``) do not apply to warm runs; the worker's own environment and working directory do.
 """
 
 from __future__ import annotations
@@ -26,19 +38,28 @@ import dataclasses
 import hashlib
 import logging
 import os
+import signal
 import socket
+import sys
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from types import FrameType
 from typing import Any
+from uuid import UUID
 
+import anyio
+import anyio.abc
 from prefect import flow
+from prefect.client.schemas.objects import FlowRun
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
+from mediamesh.features import Registry
 from mediamesh.features.errors import MediameshError, UnavailableError
-from mediamesh.features.processes import bind_to_parent
 from mediamesh.orchestrator.execution.dispatch import POOLS, Pool, PoolSettings, held_back, runnable, stage_plan
 from mediamesh.orchestrator.execution.engine import execute
 from mediamesh.orchestrator.execution.planner import Plan, plan
+from mediamesh.orchestrator.execution.plugins import configured_registry
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 
@@ -46,6 +67,7 @@ __all__ = [
     "FLOW_NAME",
     "PoolError",
     "Submitted",
+    "WarmWorker",
     "compute_values",
     "ensure_deployments",
     "ensure_pools",
@@ -58,6 +80,11 @@ log = logging.getLogger("mediamesh.workers")
 
 FLOW_NAME = "mediamesh-compute"
 ENTRYPOINT = "mediamesh.orchestrator.execution.workers.compute_values"
+#: Seconds a stopping worker gives a flow run to end before reporting it crashed and ending without it.
+STOP_GRACE_S = 3.0
+
+# The warm worker this process is, while it serves: its flow runs find their mesh and threads here.
+_serving: _WarmProcess | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,10 +205,11 @@ def _create_deployments(client: Any, settings: PoolSettings) -> dict[Pool, Any]:
 @flow(name=FLOW_NAME, persist_result=False, log_prints=False)
 def compute_values(asset: str, pool: Pool = "cpu", trigger: str = "dispatch") -> dict[str, int]:
     """One stage of one asset on this pool's worker; then the next stages go to their pools."""
-    # A flow run is the worker's child: it dies with the worker, even a SIGKILLed one.
-    bind_to_parent(int(os.environ.get("MEDIAMESH_WORKER_PID", "0")))
     settings = PoolSettings()
-    with Mesh.open() as mesh:
+    warm = _serving
+    with contextlib.ExitStack() as stack:
+        # A warm worker's runs share its mesh; a run in a process of its own opens one.
+        mesh = warm.mesh() if warm is not None else stack.enter_context(Mesh.open())
         the_plan = plan(mesh.store, mesh.registry, [asset], mesh.default_targets())
         todo = runnable(the_plan, asset, pool, held_back(mesh.store, [asset]))
         report = execute(
@@ -189,7 +217,7 @@ def compute_values(asset: str, pool: Pool = "cpu", trigger: str = "dispatch") ->
             mesh.registry,
             stage_plan(the_plan, todo),
             trigger=f"{trigger}-{pool}",
-            max_workers=settings.worker_threads,
+            max_workers=warm.threads if warm is not None else settings.worker_threads,
         )
         # What this stage stored may let either pool go on (a failure leaves its dependents alone); the
         # same plan, with what is stored now, says what.
@@ -237,11 +265,14 @@ def run_worker(
     poll_s: float = 2.0,
     healthcheck_port: int | None = None,
     settings: PoolSettings | None = None,
+    printer: Callable[[str], None] = log.info,
 ) -> None:
-    """Serve ``pool`` until interrupted: a Prefect process worker that runs ``limit`` flow runs at once.
+    """Serve ``pool`` until interrupted: a warm worker that computes ``limit`` flow runs at once in this process.
 
-    The worker's environment (``MEDIAMESH_*`` included) is its flow runs' environment; ``name`` and
-    ``threads`` reach them as ``MEDIAMESH_WORKER_NAME`` and ``MEDIAMESH_WORKER_THREADS``.
+    The registry is built here first, so a feature module that cannot be imported stops the worker before it
+    takes any work. Its environment (``MEDIAMESH_*`` included) is its flow runs'; the values they store name the
+    worker ``name``, and each computes ``threads`` values at once. ``printer`` receives the lines a person
+    watching the worker reads (started, stopped).
     """
     from prefect.client.orchestration import get_client
     from prefect.settings import (
@@ -250,26 +281,195 @@ def run_worker(
         PREFECT_WORKER_WEBSERVER_PORT,
         temporary_settings,
     )
-    from prefect.workers.process import ProcessWorker
 
+    global _serving
     settings = settings or PoolSettings()
     name = name or worker_name(pool)
-    # Flow runs are subprocesses that inherit this environment, and import what this process can import
-    # from its working directory (feature modules named in MEDIAMESH_FEATURES, say).
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+    # Feature modules named in MEDIAMESH_FEATURES import from the working directory, whichever way the
+    # command was started (the `mediamesh` script puts its own folder first on the path, not this one); a
+    # flow run Prefect starts as a subprocess (another deployment's) inherits the same path.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
     os.environ["PREFECT_API_URL"] = api_url
+    # The engine names the values it stores after this variable (engine.worker_id); this process is one worker.
     os.environ["MEDIAMESH_WORKER_NAME"] = name
-    os.environ["MEDIAMESH_WORKER_PID"] = str(os.getpid())
-    os.environ["MEDIAMESH_WORKER_THREADS"] = str(threads)
+    warm = _WarmProcess(threads, configured_registry(), printer)
     updates: dict[Any, Any] = {PREFECT_API_URL: api_url, PREFECT_WORKER_QUERY_SECONDS: poll_s}
     if healthcheck_port is not None:
         updates[PREFECT_WORKER_WEBSERVER_PORT] = healthcheck_port
     with temporary_settings(updates=updates):
         with get_client(sync_client=True) as client:
-            ensure_deployments(client, settings)
+            deployment = ensure_deployments(client, settings)[pool]
 
         async def serve() -> None:
-            worker = ProcessWorker(work_pool_name=settings.pool_name(pool), name=name, limit=limit)
-            await worker.start(with_healthcheck=healthcheck_port is not None, printer=log.info)
+            worker = WarmWorker(
+                warm, deployment, api_url, work_pool_name=settings.pool_name(pool), name=name, limit=limit
+            )
+            await worker.start(with_healthcheck=healthcheck_port is not None, printer=printer)
 
-        asyncio.run(serve())
+        _serving, stopped_by = warm, 1
+        previous = _stop_on_signals()
+        try:
+            asyncio.run(serve())
+            stopped_by = 0
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (_stop_on_signals): a clean stop
+            stopped_by = 0
+            raise
+        finally:
+            _serving = None
+            warm.stop(exit_code=stopped_by)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """Make SIGINT and SIGTERM stop the worker without first ending the children its runs have running
+    (``lifecycle.enter`` ends them, which suits a command that stops when they do): a run's ffmpeg ended
+    while the run goes on would be recorded as the media's failure. The previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        # A signal the shell ignores (nohup) stays ignored; None is a handler not set from Python, left alone.
+        if handler is not None and handler is not signal.SIG_IGN:
+            previous[sig] = handler
+            signal.signal(sig, _stop)
+    return previous
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+class WarmWorker(ProcessWorker):
+    """A Prefect process worker that runs the compute deployment's flow runs warm, in its own process.
+
+    Each flow run of ``deployment`` runs on a thread of this process (the worker's ``limit`` caps how many at
+    once), with the imports, the registry, the mesh and its connection pool, and the models loaded by earlier
+    runs; its state is what the flow engine recorded, and a failed run leaves the worker serving. Flow runs of
+    any other deployment on the pool run as Prefect runs them, in a subprocess.
+    """
+
+    def __init__(self, warm: _WarmProcess, deployment: UUID, api_url: str, **options: Any) -> None:
+        super().__init__(**options)
+        self._warm = warm
+        self._deployment = deployment
+        self._api_url = api_url
+
+    @classmethod
+    def __dispatch_key__(cls) -> str:
+        # Its pools are process pools (``type``); Prefect's lookup of "process" still finds ``ProcessWorker``.
+        return "mediamesh-warm-process"
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ProcessWorkerResult:
+        if flow_run.deployment_id != self._deployment:
+            return await super().run(flow_run, configuration, task_status)
+        if task_status is not None:
+            # The flow run's infrastructure is this process: an int, as a subprocess's pid would be.
+            task_status.started(os.getpid())
+        ended = self._warm.start(flow_run, self._api_url, self.get_flow_run_logger(flow_run))
+        try:
+            code = await asyncio.shield(ended)
+        except asyncio.CancelledError:
+            # The worker is stopping. A run that ends within the grace ends as it would have; one still computing
+            # is reported crashed and ends with the process (``_WarmProcess.stop``): a thread cannot be stopped.
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(STOP_GRACE_S):
+                    await asyncio.shield(ended)
+                if not ended.done():
+                    await self._propose_crashed_state(flow_run, "the worker stopped while the flow run was computing")
+            raise
+        return ProcessWorkerResult(status_code=code, identifier=str(os.getpid()))
+
+
+class _WarmProcess:
+    """What a warm worker's flow runs share in its process: the registry, one mesh, and their threads."""
+
+    def __init__(self, threads: int, registry: Registry, printer: Callable[[str], None]) -> None:
+        self.threads = threads
+        self.registry = registry
+        self._printer = printer
+        self._lock = threading.Lock()
+        self._mesh: Mesh | None = None
+        self._running: set[UUID] = set()
+
+    def mesh(self) -> Mesh:
+        """The mesh every run uses, opened by the first: the store's connection pool is thread-safe and
+        pings a connection before reusing it, so one that a restarted database dropped is replaced."""
+        with self._lock:
+            if self._mesh is None:
+                self._mesh = Mesh.open(self.registry)
+            return self._mesh
+
+    def start(self, flow_run: FlowRun, api_url: str, run_log: logging.LoggerAdapter[Any]) -> asyncio.Future[int]:
+        """Start ``flow_run`` on a thread of its own. The future is 0 once its engine recorded how it ended (failed
+        included), 1 when the engine itself could not."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[int] = loop.create_future()
+
+        def settle(code: int) -> None:
+            if not ended.done():
+                ended.set_result(code)
+
+        def target() -> None:
+            code = 1
+            try:
+                code = self._execute(flow_run.id, api_url, run_log)
+            finally:
+                with self._lock:
+                    self._running.discard(flow_run.id)
+                with contextlib.suppress(RuntimeError):  # the loop closed: the worker has stopped
+                    loop.call_soon_threadsafe(settle, code)
+
+        with self._lock:
+            self._running.add(flow_run.id)
+        # A daemon thread: one still computing when the worker stops does not hold the process.
+        threading.Thread(target=target, name=f"flow-run-{flow_run.name}", daemon=True).start()
+        return ended
+
+    @staticmethod
+    def _execute(flow_run_id: UUID, api_url: str, run_log: logging.LoggerAdapter[Any]) -> int:
+        from prefect.flow_engine import load_flow_run, run_flow
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        # A new thread starts with Prefect's settings from import time; the worker's API is this one.
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            try:
+                run_flow(compute_values, flow_run=load_flow_run(flow_run_id), return_type="state")
+            except BaseException:  # SystemExit from feature code included: the worker goes on serving
+                run_log.exception("the flow run's engine failed; the worker goes on serving")
+                return 1
+        return 0
+
+    def stop(self, *, exit_code: int) -> None:
+        """Close the mesh; with flow runs still computing, end the process now instead, as if it were killed.
+
+        Nothing stops a thread, and Prefect's task threads are joined at exit, so waiting would hold the worker
+        until those values are done. Nothing of the process may end before it does, not even its exit hooks: a
+        run whose ffmpeg or scratch folder went first would record that as the media's failure. Its children
+        die with it (``processes.die_with_parent``), its claims with its connections, and the next command
+        sweeps its scratch folder.
+        """
+        with self._lock:
+            running, mesh, self._mesh = len(self._running), self._mesh, None
+        if not running:
+            if mesh is not None:
+                mesh.close()
+            return
+        self._printer(
+            f"worker stopped with {running} flow run(s) computing: marked crashed, their values go to the next dispatch"
+        )
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # what the runs logged so far reaches the API
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(exit_code)

@@ -1,4 +1,4 @@
-"""Distributed execution on real Prefect process workers: stages per pool, duplicate events, a killed worker.
+"""Distributed execution on real warm workers: stages per pool, duplicate events, a killed worker, warm runs.
 
 Workers are ``python -m mediamesh worker`` processes against the session's Prefect server, each test
 with its own work pools, database and blob folder. The features (``resources/service_features.py``)
@@ -13,38 +13,48 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State, StateType
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from mediamesh.features import BackendUnavailableError, MediaError
 from mediamesh.orchestrator.execution.dispatch import PoolRuns, PoolSettings, held_back, runnable
 from mediamesh.orchestrator.execution.planner import Plan, plan
-from mediamesh.orchestrator.execution.workers import submit_stages
+from mediamesh.orchestrator.execution.workers import ensure_pools, submit_stages
 from mediamesh.orchestrator.interfaces.api import ApiSettings, create_app
 from mediamesh.orchestrator.interfaces.cli import app as cli_app
 from mediamesh.orchestrator.interfaces.watch import Watcher
 from mediamesh.orchestrator.mesh import Mesh, configured_registry
 from mediamesh.store import Store, StoreSettings
+from tests.models import TinyModels
 from tests.orchestrator.api_support import serving
 from tests.orchestrator.resources import gated_features as gated
+from tests.orchestrator.resources import warm_features as warm
 from tests.services import S3Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = "tests.orchestrator.resources.service_features"
 PLUGIN = "tests.orchestrator.resources.plugin_features"  # reads the built-in encode
+WARM = "tests.orchestrator.resources.warm_features"  # a CPU stage, then a GPU stage that loads an image model
 SETTLE_TIMEOUT_S = 180.0
+ENCODER_VARIABLES = ("MEDIAMESH_CONFIG", "MEDIAMESH_ENCODERS", "MEDIAMESH_VIDEO_MODEL", "MEDIAMESH_DEVICE")
 
 
 @dataclass
@@ -243,7 +253,7 @@ def test_fifty_duplicate_events_make_one_asset_and_one_computation_per_value(
     service.worker("gpu", "gpu-a")
     app = create_app(
         lambda: Mesh.open(configured_registry(FEATURES), store_settings),
-        ApiSettings(token="t0ken", landing_buckets=[landing]),
+        ApiSettings(token=SecretStr("t0ken"), landing_buckets=[landing]),
         store_settings=store_settings,
     )
     record = {"s3": {"bucket": {"name": landing}, "object": {"key": "new/episode.mp4"}}}
@@ -329,6 +339,98 @@ def test_a_worker_computes_a_plugin_feature_that_reads_a_builtin_one(
         _, encode = mesh.read(asset.id, "encode")
     assert frames.value == encode.frame_count > 0
     assert (record.worker or "").startswith("cpu-a@")
+
+
+# ---- warm workers
+
+
+def test_a_warm_worker_computes_consecutive_flow_runs_in_its_own_process_and_loads_a_model_once(
+    service: Service, tiny_encoders: TinyModels, tmp_path: Path
+) -> None:
+    env = {"MEDIAMESH_FEATURES": WARM, **{name: os.environ[name] for name in ENCODER_VARIABLES}}
+    workers = {"cpu-a": service.worker("cpu", "cpu-a", **env), "gpu-a": service.worker("gpu", "gpu-a", **env)}
+    with Mesh.open(configured_registry(WARM), service.settings) as mesh:
+        assets = [
+            mesh.store.register_asset(_video(tmp_path, f"clip-{i}.mp4"), name=f"clip-{i}.mp4")[0].id for i in range(2)
+        ]
+        # One flow run per asset and pool: two CPU runs on cpu-a (one at a time), then two GPU runs on gpu-a.
+        submitted = submit_stages(mesh, plan(mesh.store, mesh.registry, assets, mesh.default_targets()), trigger="t")
+        assert sorted(s.pool for s in submitted) == ["cpu", "cpu"]
+        for asset in assets:
+            _settle(mesh, asset, service)
+        records = [r for asset in assets for r in mesh.store.values_for(asset)]
+        loaded = [mesh.load(r).value for r in records if r.feature == "image_models"]
+    # Each value names the process that computed it (name@host:pid): the worker's own, for every run.
+    assert sorted({r.worker for r in records}) == [
+        f"{name}@{socket.gethostname()}:{child.pid}" for name, child in sorted(workers.items())
+    ]
+    assert loaded == [1, 1]  # the second GPU run found the first one's model loaded
+
+
+def test_a_failed_flow_run_leaves_the_warm_worker_serving_and_sigterm_ends_a_run_in_flight(
+    service: Service, tmp_path: Path, prefect_api: str
+) -> None:
+    broken = tmp_path / "broken"
+    worker = service.worker("cpu", "cpu-a", MEDIAMESH_FEATURES=WARM, MEDIAMESH_TEST_BROKEN=str(broken))
+    with (
+        Mesh.open(configured_registry(WARM), service.settings) as mesh,
+        temporary_settings(updates={PREFECT_API_URL: prefect_api}),
+        get_client(sync_client=True) as client,
+    ):
+        asset = mesh.store.register_asset(_video(tmp_path), name="clip.mp4")[0].id
+        broken.touch()  # planning the stage raises in the flow: Prefect records the run as failed
+        failing = client.create_flow_run_from_deployment(
+            ensure_pools()["cpu"], parameters={"asset": asset, "pool": "cpu", "trigger": "test"}
+        )
+        assert _ended(client, failing.id).type == StateType.FAILED, service.log_tail()
+        broken.unlink()
+        submit_stages(mesh, _plan(mesh, asset), trigger="test")
+        arrived = _plan(mesh, asset).key_of(asset, "arrived")
+        _wait(lambda: mesh.store.stored_keys([arrived]), service)
+        [record] = mesh.store.values_for(asset)
+        assert record.worker.endswith(f":{worker.pid}")  # the same process that ran the failed flow run
+
+        stalled = mesh.store.register_asset(
+            _video(tmp_path, "stall.mp4", b"stall" + os.urandom(100)), name="stall.mp4"
+        )[0].id
+        [run] = submit_stages(mesh, _plan(mesh, stalled), trigger="test")
+        _wait(lambda: _tools(worker.pid), service)  # inside `arrived`, running its ten-minute tool
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, service.log_tail()
+        assert "worker stopped with 1 flow run(s) computing" in service.log_tail()
+        _wait(lambda: not mesh.store.live_claims(stalled), service)  # the claim went with the process
+        assert _ended(client, uuid.UUID(run.flow_run_id)).type == StateType.CRASHED
+        _wait(lambda: not _tools(), service)  # the tool died with it
+        assert mesh.store.attempts_for(stalled) == []  # and no failure of the media was recorded
+
+
+def _tools(parent: int | None = None) -> list[int]:
+    """The running ``sleep`` processes of ``warm_features.arrived`` (children of ``parent``, when given)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (proc / "cmdline").read_bytes().split(b"\0")[:2]
+            mine = parent is None or int(stat[1]) == parent
+            if command == [b"sleep", warm.STALL_S.encode()] and stat[0] != "Z" and mine:
+                found.append(int(proc.name))
+    return found
+
+
+def _ended(client: Any, flow_run_id: uuid.UUID) -> State:
+    """The final state of a flow run, once it has one."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while not (state := client.read_flow_run(flow_run_id).state).is_final():
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
+    return cast(State, state)
+
+
+def _wait(condition: Callable[[], object], service: Service) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, service.log_tail()
+        time.sleep(0.2)
 
 
 def _plan(mesh: Mesh, asset: str) -> Plan:

@@ -45,7 +45,8 @@ def worker(
         int | None, typer.Option(help="Serve GET /health on this port (Prefect's worker health check).")
     ] = None,
 ) -> None:
-    """Compute values handed to a work pool, until interrupted (Ctrl-C or SIGTERM)."""
+    """Compute values handed to a work pool, until interrupted (Ctrl-C or SIGTERM). Flow runs run in this
+    process, which keeps its imports, store connection and loaded models from one run to the next."""
     from mediamesh.orchestrator.execution.workers import run_worker
     from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 
@@ -66,6 +67,7 @@ def worker(
             threads=threads,
             poll_s=poll,
             healthcheck_port=healthcheck_port,
+            printer=err.print,
         )
     except KeyboardInterrupt:
         err.print("worker stopped")
