@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned exactly so pip takes the CPU wheel on disk instead of several GB of CUDA wheels.
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: install install-dev demo test lint typecheck unit bench bench-large clean
+.PHONY: install install-dev demo test lint typecheck unit bench bench-quick bench-large clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ unit: install-dev
 
 test: lint typecheck unit
 
+# Every figure (bench/README.md has each benchmark's time).
 bench: install-dev
 	$(BIN)/python -m bench
+
+# Every figure with fewer repeats and smaller sizes: a fast loop, not a measurement.
+bench-quick: install-dev
+	$(BIN)/python -m bench --quick
 
 # The search figures at 1,000,000 vectors as well: an HNSW build of tens of minutes on two cores.
 bench-large: install-dev

@@ -17,7 +17,9 @@ from rich.console import Console
 
 from bench import (
     browser,
+    cli,
     encoders,
+    ingest,
     matchcut,
     mediafm,
     orchestration,
@@ -41,6 +43,8 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "verify": verify.run,
     "plan": planning.run,
     "orchestration": orchestration.run,
+    "ingest": ingest.run,
+    "cli": cli.run,
     "service": service.run,
     "encoders": encoders.run,
     "mediafm": mediafm.run,
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     started, clock = datetime.now(UTC), time.perf_counter()
     figures: list[Figure] = []
     errors: dict[str, str] = {}
+    durations: dict[str, float] = {}
     with Services() as services:
         for name in names:
             began = time.perf_counter()
@@ -86,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                     if args.debug:
                         raise
                     errors[name] = f"{type(error).__name__}: {error}"
+            durations[name] = time.perf_counter() - began
             outcome = "[red]failed[/]" if name in errors else "done"
-            console.print(f"{name}: {outcome} in {time.perf_counter() - began:.1f} s")
+            console.print(f"{name}: {outcome} in {durations[name]:.1f} s")
     elapsed = time.perf_counter() - clock
-    write_results(figures, errors, quick=args.quick, started=started, elapsed_s=elapsed)
-    print_report(console, figures, errors, elapsed_s=elapsed)
+    write_results(figures, errors, quick=args.quick, started=started, elapsed_s=elapsed, durations=durations)
+    print_report(console, figures, errors, elapsed_s=elapsed, durations=durations)
     return 1 if errors else 0
 
 

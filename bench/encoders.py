@@ -41,7 +41,7 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 VIDEO = DATA / "testvideo.mp4"
 AUDIO = DATA / "big_buck_bunny_0_30.webm"
 TEXT_SHOTS = 2000
-REPEATS = (15, 3)
+REPEATS = (15, 2)
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -59,7 +59,7 @@ def run(ctx: Context) -> list[Figure]:
     )
     figures = [*_video(ctx, video_clip, "video-clip", "tiny CLIP"), *_audio(ctx, audio_clip), *_text(ctx)]
     _configure(ctx, MEDIAMESH_VIDEO_MODEL=str(_save_clip_b32_shape(models / "clip-b32-shape")))
-    figures += _video(ctx, video_clip, "video-clip-b32", "CLIP ViT-B/32 shapes, random weights", repeats=(9, 3))
+    figures += _video(ctx, video_clip, "video-clip-b32", "CLIP ViT-B/32 shapes, random weights", repeats=(9, 2))
     _configure(ctx, MEDIAMESH_ENCODERS="lite")
     figures += _video(ctx, video_clip, "video-lite", "lite descriptors")
     return figures

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
+import resource
 import statistics
 import time
 import tracemalloc
@@ -17,7 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-__all__ = ["BenchError", "Figure", "Memory", "Samples", "interleaved", "measure_memory", "side_by_side"]
+__all__ = [
+    "BenchError",
+    "Figure",
+    "Memory",
+    "Samples",
+    "cpu_seconds",
+    "interleaved",
+    "interleaved_costs",
+    "measure_memory",
+    "side_by_side",
+]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -151,6 +163,20 @@ def interleaved(
 
     ``before_each`` runs untimed before every run (e.g. to give the next ingest a new name).
     """
+    wall, _ = interleaved_costs(fns, repeats=repeats, warmup=warmup, before_each=before_each)
+    return wall
+
+
+def interleaved_costs(
+    fns: Sequence[Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    before_each: Callable[[], None] | None = None,
+    cpu: Callable[[], float] | None = None,
+) -> tuple[list[list[float]], list[list[float]]]:
+    """:func:`interleaved`, with each run's CPU seconds as well (the change in ``cpu()`` across it; empty
+    lists without ``cpu``). ``cpu`` is read outside the timed span, so its own cost is in neither side."""
     for _ in range(warmup):
         for fn in fns:
             if before_each is not None:
@@ -160,15 +186,19 @@ def interleaved(
     # cold, which doubled sub-millisecond runs (a Postgres lookup) and hid what a reader in a loop sees.
     gc.collect()
     times: list[list[float]] = [[] for _ in fns]
+    cpu_times: list[list[float]] = [[] for _ in fns]
     for round_ in range(repeats):
         for step in range(len(fns)):
             i = (round_ + step) % len(fns)
             if before_each is not None:
                 before_each()
+            cpu_before = cpu() if cpu is not None else 0.0
             started = time.perf_counter()
             fns[i]()
             times[i].append(time.perf_counter() - started)
-    return times
+            if cpu is not None:
+                cpu_times[i].append(cpu() - cpu_before)
+    return times, cpu_times
 
 
 def measure_memory(fn: Callable[[], object]) -> Memory:
@@ -222,3 +252,47 @@ def _status_kib(field_name: str) -> int | None:
         if line.startswith(f"{field_name}:"):
             return int(line.split()[1])
     return None
+
+
+def cpu_seconds(*pids: int | None) -> float:
+    """CPU seconds (user + system) so far of this process, its waited-for children (ffmpeg, say), and each
+    process tree in ``pids`` (a server's: the process, its live descendants and the ones they have reaped)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    for pid in pids:
+        if pid is not None:
+            total += sum(_process_cpu(p) for p in _tree(pid))
+    return total
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """utime + stime + cutime + cstime of ``pid`` from ``/proc/PID/stat``; 0 once it has gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": fields[0] is the state, field 3
+    return sum(int(f) for f in fields[11:15]) / _TICKS
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (``/proc/PID/task/TID/children``)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                queue.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return found

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bench.context import Context
-from bench.harness import BenchError, Figure, measure_memory, side_by_side
+from bench.harness import BenchError, Figure, side_by_side
 from mediamesh.features.matchcut import EDGE_GRID, LUMA_GRID
 from mediamesh.features.pairs import TitleRows, across_titles, within_title
 from mediamesh.orchestrator.interfaces.matchcuts import CANDIDATES_PER_SHOT, cross_title_pairs
@@ -62,8 +62,8 @@ def _within(ctx: Context, rng: np.random.Generator) -> Figure:
         baseline_label="ends @ starts.T (every score held, none kept)",
         samples=samples,
         max_ratio=MAX_WITHIN_RATIO,
-        memory_target=measure_memory(blocked),
-        memory_baseline=measure_memory(bare),
+        memory_target=ctx.memory(blocked),
+        memory_baseline=ctx.memory(bare),
         notes={
             "shots": SHOTS,
             "width": WIDTH,

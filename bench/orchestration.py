@@ -1,42 +1,46 @@
-"""Per-task orchestration overhead: running N trivial values through the engine against calling the feature.
+"""Per-value orchestration overhead: running N trivial values through the engine against calling the feature.
 
 The feature is defined here and does nothing but return a tiny JSON document, so whatever the engine adds
-is overhead: one Prefect flow run with a task per value, each taking the value's claim, re-checking the
-store, loading the source, calling the feature and storing the blob, row and lineage. Three sides run
-interleaved in one process, each round on values none has seen (a new ``salt`` param for N fixed assets):
+is overhead: its Prefect flow run, and for each value taking the value's claim, re-checking the store, loading
+the source, calling the feature and storing the blob, row and lineage. Three sides run interleaved in one
+process, each round on values none has seen (a new ``salt`` param for fixed assets):
 
-- **bare**: ``stamp(source, salt=...)`` called N times, the sources in hand;
-- **store**: the engine's task body without Prefect, in a loop: claim, re-check, ``store.source``, the call,
+- **bare**: the feature called N times, the sources in hand;
+- **store**: the engine's per-value body without Prefect, in a loop: claim, re-check, ``store.source``, the call,
   ``store.put_value``;
 - **mesh**: ``orchestrator.execution.engine.execute`` of the plan of those N missing values, against the managed
-  ``prefect server start`` the mesh uses (started once, before timing, and stopped at the end).
+  ``prefect server start`` the mesh uses (the run's, started before timing and stopped at the end).
 
-Per-task overhead is (mesh − bare) / N; the store's part is (store − bare) / N and Prefect's the rest,
+Per-value overhead is (mesh − bare) / N; the store's part is (store − bare) / N and Prefect's the rest,
 (mesh − store) / N. Each is taken per round, then the median over rounds. The two parts' rows have the
 overhead as their baseline, so their ratios are shares of it.
+
+Two plan shapes, on the same store and server: one value per asset (N assets, the ``orchestration`` rows, which
+carry the target), and ``PER_ASSET`` values per asset (N / PER_ASSET assets, ``orchestration-grouped``: the same
+``stamp`` under ``PER_ASSET`` names), as a title's many features are.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import count
-from pathlib import Path
 from typing import Any, Self
 
 from bench.context import Context
-from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
-from mediamesh.features import JsonValue, Registry, SourceMedia, feature, spec_of
+from bench.harness import BenchError, Figure, Memory, Samples, interleaved
+from mediamesh.features import FeatureSpec, JsonValue, Registry, SourceMedia, feature, spec_of
 from mediamesh.orchestrator.execution.engine import execute, new_value, worker_id
 from mediamesh.orchestrator.execution.planner import Plan, plan
-from mediamesh.orchestrator.services.prefect_server import prefect_api_url, stop_prefect_server
 from mediamesh.store import Store
 
 __all__ = ["run"]
 
-TARGET_S = 0.025  # issue 5: at most 25 ms of orchestration per task
+TARGET_S = 0.010  # issue 16: at most 10 ms of orchestration per value, against a bare call in the same run
+#: The grouped variant: this many features an asset, so N values belong to N / PER_ASSET assets.
+PER_ASSET = 10
 
 
 @dataclass(frozen=True)
@@ -67,24 +71,96 @@ def run(ctx: Context) -> list[Figure]:
     n = ctx.repeats(50, 20)
     store = ctx.open_store()
     assets = _register_assets(store, ctx, n)
-    sources = [store.source(a) for a in assets]
-    api_url = _prefect_api(ctx)
+    api_url = ctx.services.prefect().url
+    repeats = ctx.repeats(9, 3)
+    spread = _variant(ctx, store, api_url, STAMP, assets, 1, repeats)
+    grouped = _variant(ctx, store, api_url, STAMP, assets[: n // PER_ASSET], PER_ASSET, repeats)
+    what = f"{n} values of a trivial feature (1 per asset, new param each round)"
+    notes = {"tasks": n, **spread.notes}
+    return [
+        Figure(
+            name="orchestration",
+            description=f"per-value overhead, (engine.execute − bare calls) / N, {what}",
+            target_label="execution.engine.execute(store, registry, plan, ...) per value, minus the bare call",
+            baseline_label="stamp(source, salt=...): the bare call, per value",
+            samples=Samples(spread.overhead, spread.per_call),
+            max_seconds=TARGET_S,
+            memory_target=spread.memory_mesh,
+            memory_baseline=spread.memory_bare,
+            notes=notes,
+        ),
+        Figure(
+            name="orchestration-store",
+            description=f"the store's part of it: the value bodies without Prefect, in a loop, minus the bare "
+            f"calls, / N, {what}",
+            target_label="claim, re-check, store.source, the call, store.put_value; per value, minus the bare call",
+            baseline_label="the per-value overhead (the orchestration row): ratio = the store's share",
+            samples=Samples(spread.store_part, spread.overhead),
+            notes={"tasks": n},
+        ),
+        Figure(
+            name="orchestration-prefect",
+            description=f"Prefect's part of it: (engine.execute − the same value bodies in a loop) / N, {what}",
+            target_label="engine.execute per value, minus the value body run directly",
+            baseline_label="the per-value overhead (the orchestration row): ratio = Prefect's share",
+            samples=Samples(spread.prefect_part, spread.overhead),
+            notes={"tasks": n},
+        ),
+        Figure(
+            name="orchestration-grouped",
+            description=f"per-value overhead as in the orchestration row, {n} values of {n // PER_ASSET} assets: "
+            f"{PER_ASSET} trivial features (stamp0..stamp{PER_ASSET - 1}) an asset, new param each round; "
+            f"the store's part {grouped.notes['store_part_ms_median']:.1f} ms, Prefect's "
+            f"{grouped.notes['prefect_part_ms_median']:.1f} ms",
+            target_label="execution.engine.execute(store, registry, plan, ...) per value, minus the bare call",
+            baseline_label="the feature called directly: the bare call, per value",
+            samples=Samples(grouped.overhead, grouped.per_call),
+            memory_target=grouped.memory_mesh,
+            memory_baseline=grouped.memory_bare,
+            notes={"tasks": n, **grouped.notes},
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class _Overhead:
+    """One plan shape's rounds: per-value overhead, its two parts and the bare call, in seconds."""
+
+    overhead: list[float]
+    store_part: list[float]
+    prefect_part: list[float]
+    per_call: list[float]
+    memory_mesh: Memory | None
+    memory_bare: Memory | None
+    notes: dict[str, Any]
+
+
+def _variant(
+    ctx: Context, store: Store, api_url: str, spec: FeatureSpec, assets: list[str], features: int, repeats: int
+) -> _Overhead:
+    """Engine, value bodies in a loop and bare calls, interleaved, for ``features`` copies of ``spec`` (named
+    ``stamp0``, ``stamp1``, ... when more than one) on each of ``assets``."""
+    n = len(assets) * features
+    sources = {a: store.source(a) for a in assets}
     worker = worker_id()
     salts = count(1)
     current: list[Plan] = []
 
     def fresh() -> None:
         # A new param value: N keys that were never planned, let alone stored.
-        registry = Registry([STAMP.replace(params={"salt": next(salts)})])
-        the_plan = plan(store, registry, assets)
+        salt = next(salts)
+        if features == 1:
+            specs = [spec.replace(params={"salt": salt})]
+        else:
+            specs = [spec.replace(name=f"stamp{i}", params={"salt": salt}) for i in range(features)]
+        the_plan = plan(store, Registry(specs), assets)
         if len(the_plan.missing) != n:
             raise BenchError(f"expected {n} missing values, planned {len(the_plan.missing)}")
         current[:] = [the_plan]
 
     def bare() -> None:
-        salt = current[0].missing[0].spec.params["salt"]
-        for source in sources:
-            stamp(source, salt=salt)
+        for value in current[0].missing:
+            value.spec.fn(sources[value.asset], **value.spec.params)
 
     def store_direct() -> None:
         for value in current[0].missing:
@@ -92,63 +168,41 @@ def run(ctx: Context) -> list[Figure]:
 
     def mesh() -> None:
         the_plan = current[0]
-        registry = Registry([the_plan.missing[0].spec])
+        registry = Registry(list({v.spec.name: v.spec for v in the_plan.missing}.values()))
         report = execute(store, registry, the_plan, trigger="bench", api_url=api_url)
         if report.computed != n or report.failed:
             raise BenchError(f"the engine computed {report.computed} of {n} values, {report.failed} failed")
 
-    repeats = ctx.repeats(9, 3)
     mesh_s, store_s, bare_s = interleaved([mesh, store_direct, bare], repeats=repeats, before_each=fresh)
     overhead = [(m - b) / n for m, b in zip(mesh_s, bare_s, strict=True)]
     store_part = [(s - b) / n for s, b in zip(store_s, bare_s, strict=True)]
     prefect_part = [(m - s) / n for m, s in zip(mesh_s, store_s, strict=True)]
-    per_call = [b / n for b in bare_s]
 
-    def with_fresh(fn: Any) -> Any:
-        return lambda: (fresh(), fn())
+    def with_fresh(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            fresh()
+            fn()
 
-    notes = {
-        "tasks": n,
-        "max_workers": os.cpu_count() or 2,
-        "overhead_ms_median": 1e3 * statistics.median(overhead),
-        "store_part_ms_median": 1e3 * statistics.median(store_part),
-        "prefect_part_ms_median": 1e3 * statistics.median(prefect_part),
-        "mesh_wall_s": mesh_s,
-        "store_wall_s": store_s,
-        "bare_wall_s": bare_s,
-    }
-    what = f"{n} values of a trivial feature (1 per asset, new param each round)"
-    return [
-        Figure(
-            name="orchestration",
-            description=f"per-task overhead, (engine.execute − bare calls) / N, {what}; one Prefect flow, "
-            f"a task per value, {notes['max_workers']} worker threads",
-            target_label="execution.engine.execute(store, registry, plan, ...) per task, minus the bare call",
-            baseline_label="stamp(source, salt=...): the bare call, per value",
-            samples=Samples(overhead, per_call),
-            max_seconds=TARGET_S,
-            memory_target=measure_memory(with_fresh(mesh)),
-            memory_baseline=measure_memory(with_fresh(bare)),
-            notes=notes,
-        ),
-        Figure(
-            name="orchestration-store",
-            description=f"the store's part of it: the task body without Prefect, in a loop, minus the bare "
-            f"calls, / N, {what}",
-            target_label="claim, re-check, store.source, the call, store.put_value; per task, minus the bare call",
-            baseline_label="the per-task overhead (the orchestration row): ratio = the store's share",
-            samples=Samples(store_part, overhead),
-            notes={"tasks": n},
-        ),
-        Figure(
-            name="orchestration-prefect",
-            description=f"Prefect's part of it: (engine.execute − the same task bodies in a loop) / N, {what}",
-            target_label="engine.execute per task, minus the task body run directly",
-            baseline_label="the per-task overhead (the orchestration row): ratio = Prefect's share",
-            samples=Samples(prefect_part, overhead),
-            notes={"tasks": n},
-        ),
-    ]
+        return run
+
+    return _Overhead(
+        overhead=overhead,
+        store_part=store_part,
+        prefect_part=prefect_part,
+        per_call=[b / n for b in bare_s],
+        memory_mesh=ctx.memory(with_fresh(mesh)),
+        memory_bare=ctx.memory(with_fresh(bare)),
+        notes={
+            "assets": len(assets),
+            "features_per_asset": features,
+            "overhead_ms_median": 1e3 * statistics.median(overhead),
+            "store_part_ms_median": 1e3 * statistics.median(store_part),
+            "prefect_part_ms_median": 1e3 * statistics.median(prefect_part),
+            "mesh_wall_s": mesh_s,
+            "store_wall_s": store_s,
+            "bare_wall_s": bare_s,
+        },
+    )
 
 
 def _register_assets(store: Store, ctx: Context, n: int) -> list[str]:
@@ -164,32 +218,8 @@ def _register_assets(store: Store, ctx: Context, n: int) -> list[str]:
     return assets
 
 
-def _prefect_api(ctx: Context) -> str:
-    """The managed Prefect server of a bench home, as ``Mesh.run`` starts it; stopped when the figure is done.
-
-    ``PREFECT_API_URL`` is set aside while it starts, so the figure never measures some other server.
-    """
-    home = ctx.workdir / "home"
-    previous = os.environ.pop("PREFECT_API_URL", None)
-    try:
-        url = prefect_api_url(home)
-    finally:
-        if previous is not None:
-            os.environ["PREFECT_API_URL"] = previous
-    ctx.stack.callback(_stop_prefect, home)
-    return url
-
-
-def _stop_prefect(home: Path) -> None:
-    from prefect.logging.handlers import APILogHandler
-
-    APILogHandler().flush()  # send buffered run logs while the server is still up
-    stop_prefect_server(home)
-
-
 def _compute_and_store(store: Store, value: Any, worker: str) -> None:
-    """The engine's task body (``orchestrator.execution.engine._Runner._compute``) for a value whose only input is the
-    source, without Prefect."""
+    """What the engine does for one value whose only input is the source, without Prefect."""
     spec = value.spec
     with store.claim(value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=worker):
         if store.stored_keys([value.key]):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.context import Context
-from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
+from bench.harness import BenchError, Figure, Samples, interleaved
 from mediamesh.store import NewValue, Store
 
 __all__ = ["run"]
@@ -69,7 +69,7 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
     loaded, looked_up, baseline, unverified = interleaved(
         [load, lookup_and_load, raw, lookup_and_load_unverified], repeats=ctx.repeats(*REPEATS[backend]), warmup=2
     )
-    raw_memory = measure_memory(raw)
+    raw_memory = ctx.memory(raw)
     size = f"{SHAPE[0]}x{SHAPE[1]} float32, {record.bytes / MiB:.1f} MiB"
     where = "S3 (SeaweedFS)" if backend == "s3" else "local blobs"
     return [
@@ -80,7 +80,7 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
             baseline_label=raw_label,
             samples=Samples(loaded, baseline),
             max_ratio=1.3,
-            memory_target=measure_memory(load),
+            memory_target=ctx.memory(load),
             memory_baseline=raw_memory,
             notes={"bytes": record.bytes, "backend": backend},
         ),
@@ -91,7 +91,7 @@ def _run_backend(ctx: Context, backend: str) -> list[Figure]:
             baseline_label=raw_label,
             samples=Samples(looked_up, baseline),
             max_ratio=1.3,
-            memory_target=measure_memory(lookup_and_load),
+            memory_target=ctx.memory(lookup_and_load),
             memory_baseline=raw_memory,
             notes={"bytes": record.bytes, "backend": backend},
         ),

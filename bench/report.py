@@ -22,7 +22,14 @@ __all__ = ["RESULTS", "print_report", "write_results"]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
-def print_report(console: Console, figures: list[Figure], errors: dict[str, str], *, elapsed_s: float) -> None:
+def print_report(
+    console: Console,
+    figures: list[Figure],
+    errors: dict[str, str],
+    *,
+    elapsed_s: float,
+    durations: dict[str, float] | None = None,
+) -> None:
     table = Table(
         title="mediamesh benchmarks: medians; ratio = target / baseline, side by side",
         box=box.SIMPLE_HEAD,
@@ -76,15 +83,25 @@ def print_report(console: Console, figures: list[Figure], errors: dict[str, str]
         console.print("[green]Every target met.[/]")
     for name, message in errors.items():
         console.print(f"[red]{name} could not be measured:[/] {escape(message)}")
+    if durations:
+        each = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in durations.items())
+        console.print(f"Time per benchmark (set-up included): {each}", highlight=False)
     console.print(f"Took {elapsed_s:.0f} s. Results: {_relative(RESULTS)}")
 
 
 def write_results(
-    figures: list[Figure], errors: dict[str, str], *, quick: bool, started: datetime, elapsed_s: float
+    figures: list[Figure],
+    errors: dict[str, str],
+    *,
+    quick: bool,
+    started: datetime,
+    elapsed_s: float,
+    durations: dict[str, float] | None = None,
 ) -> Path:
     data: dict[str, Any] = {
         "started_at": started.isoformat(),
         "elapsed_s": elapsed_s,
+        "benchmark_s": durations or {},
         "quick": quick,
         "machine": {
             "platform": platform.platform(),

@@ -11,7 +11,6 @@ They are loaded with a bare COPY, then ``insert_vectors``' first call builds the
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -26,11 +25,10 @@ import psycopg
 from pgvector.psycopg import register_vector
 from sqlalchemy.engine import make_url
 
-from bench.context import Context
+from bench.context import Context, set_environment
 from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory, side_by_side
 from mediamesh.features import default_registry
 from mediamesh.orchestrator.mesh import Mesh
-from mediamesh.orchestrator.services.prefect_server import stop_prefect_server
 from mediamesh.store import Store
 from mediamesh.store.config import SearchSettings
 from mediamesh.store.indexes import ShotMatch
@@ -381,8 +379,8 @@ def _dialogue_figures(ctx: Context, cues: int) -> list[Figure]:
                 target_label=f"store.search_cues('dialogue', '1', {text!r}, k={K}) (ranked by ts_rank_cd)",
                 baseline_label="bare SELECT ... WHERE document @@ websearch_to_tsquery('simple', text) LIMIT k",
                 samples=samples,
-                memory_target=measure_memory(target),
-                memory_baseline=measure_memory(bare),
+                memory_target=ctx.memory(target),
+                memory_baseline=ctx.memory(bare),
                 notes={"cues": cues, "values": values, "query": text, "matching_cues": matched},
             )
         )
@@ -391,7 +389,7 @@ def _dialogue_figures(ctx: Context, cues: int) -> list[Figure]:
 
 def _reverse_shot(ctx: Context) -> Figure:
     """(e) For every shot of the shared clips, its original's mid-shot frame (480 px, JPEG q70) searched by image."""
-    _configure(
+    set_environment(
         ctx.stack,
         MEDIAMESH_ENCODERS="lite",
         MEDIAMESH_DEVICE="cpu",
@@ -399,9 +397,7 @@ def _reverse_shot(ctx: Context) -> Figure:
         PREFECT_API_URL=None,
     )
     store = ctx.open_store()
-    home = ctx.workdir / "home"
-    mesh = Mesh(store, default_registry(), home=home)
-    ctx.stack.callback(_stop_prefect, home)
+    mesh = Mesh(store, default_registry(), home=ctx.services.prefect().home)
     clips = [DATA / name for name in (QUICK_CLIPS if ctx.quick else CLIPS)]
     started = time.perf_counter()
     results = mesh.ingest(clips, targets=["video_embedding"])
@@ -460,7 +456,7 @@ def _calibrate(
     configured = SearchSettings().hnsw_ef_search
     tried: dict[int, float] = {}
     for ef in [configured, *(step for step in EF_SEARCH_STEPS if step > configured)]:
-        _configure(env, MEDIAMESH_HNSW_EF_SEARCH=str(ef))
+        set_environment(env, MEDIAMESH_HNSW_EF_SEARCH=str(ef))
         tried[ef] = _overlap([{(m.asset_id, m.shot) for m in hnsw(q)} for q in queries], truth)
         if tried[ef] >= RECALL_TARGET:
             return ef, tried
@@ -572,24 +568,3 @@ def _overlap(found: Sequence[set[tuple[str, int]]], truth: Sequence[set[tuple[st
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _configure(until: ExitStack, **env: str | None) -> None:
-    """Set (or, for None, unset) environment variables until ``until`` closes."""
-    for name, value in env.items():
-        until.callback(_restore, name, os.environ.get(name))
-        _restore(name, value)
-
-
-def _restore(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-
-
-def _stop_prefect(home: Path) -> None:
-    from prefect.logging.handlers import APILogHandler
-
-    APILogHandler().flush()  # send buffered run logs while the server is still up
-    stop_prefect_server(home)

@@ -16,7 +16,7 @@ import scenedetect
 from scenedetect import ContentDetector
 
 from bench.context import Context
-from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
+from bench.harness import BenchError, Figure, Samples, interleaved
 from mediamesh.features.media import ffmpeg_exe
 from mediamesh.features.shots import DETECTORS, detect
 
@@ -27,15 +27,19 @@ BASELINE_LABEL = "scenedetect.detect(path, ContentDetector())"
 # The bare ContentDetector is the target for the PySceneDetect detectors, which do its work and no more;
 # TransNetV2 runs a network on every frame and has no target, its ratio says what it costs.
 MAX_RATIO = {"content": 1.1, "adaptive": 1.2}
+QUICK_FRAMES = 240
 
 
 def run(ctx: Context) -> list[Figure]:
     plain = [d for d in DETECTORS if "transnetv2" not in d]
     # The network's cost dwarfs the rest, so --quick times TransNetV2 alone, not each combination.
     network = [d for d in DETECTORS if "transnetv2" in d] if not ctx.quick else ["transnetv2"]
-    figures = _figures(ctx, VIDEO, plain, repeats=ctx.repeats(11, 2))
-    prefix = _first_frames(VIDEO, ctx.workdir / "prefix.mp4", frames=ctx.repeats(300, 100))
-    return figures + _figures(ctx, prefix, network, repeats=ctx.repeats(5, 2))
+    # --quick runs the PySceneDetect detectors on a prefix too, which holds two of the three cuts.
+    video = _first_frames(VIDEO, ctx.workdir / "quick.mp4", frames=QUICK_FRAMES) if ctx.quick else VIDEO
+    figures = _figures(ctx, video, plain, repeats=ctx.repeats(9, 2))
+    # TransNetV2 runs at tens of frames/s on two cores: its four figures would take most of a full run's budget.
+    prefix = _first_frames(VIDEO, ctx.workdir / "prefix.mp4", frames=ctx.repeats(200, 100))
+    return figures + _figures(ctx, prefix, network, repeats=ctx.repeats(3, 2))
 
 
 def _figures(ctx: Context, video: Path, detectors: list[str], *, repeats: int) -> list[Figure]:
@@ -60,7 +64,7 @@ def _figures(ctx: Context, video: Path, detectors: list[str], *, repeats: int) -
     unstable = {name: sorted(counts) for name, counts in found.items() if len(counts) != 1}
     if unstable or len(scenes) != 1:
         raise BenchError(f"detections differ between runs: {unstable or ''} bare scenes {sorted(scenes)}")
-    baseline_memory = measure_memory(bare)
+    baseline_memory = ctx.memory(bare)
     figures = []
     for name, call, samples in zip(detectors, calls, times, strict=True):
         pair = Samples(samples, baseline)
@@ -84,7 +88,7 @@ def _figures(ctx: Context, video: Path, detectors: list[str], *, repeats: int) -
                 baseline_label=BASELINE_LABEL,
                 samples=pair,
                 max_ratio=MAX_RATIO.get(name),
-                memory_target=measure_memory(call),
+                memory_target=ctx.memory(call),
                 memory_baseline=baseline_memory,
                 notes=notes,
             )

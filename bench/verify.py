@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 
 from bench.context import Context
-from bench.harness import BenchError, Figure, Samples, interleaved, measure_memory
+from bench.harness import BenchError, Figure, Samples, interleaved
 from bench.read import bench_value
 from mediamesh.store import Store
 
@@ -60,7 +60,7 @@ def run(ctx: Context) -> list[Figure]:
             baseline_label="sha256sum BLOB_FILES (subprocess)",
             samples=samples,
             max_ratio=1.3,
-            memory_target=measure_memory(verify),
+            memory_target=ctx.memory(verify),
             notes={"bytes": total, "blobs": len(files), "target_MBps": rate, "baseline_MBps": base_rate},
         )
     ]
