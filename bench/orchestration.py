@@ -221,8 +221,8 @@ def _register_assets(store: Store, ctx: Context, n: int) -> list[str]:
 def _compute_and_store(store: Store, value: Any, worker: str) -> None:
     """What the engine does for one value whose only input is the source, without Prefect."""
     spec = value.spec
-    with store.claim(value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=worker):
-        if store.stored_keys([value.key]):
+    with store.claim(value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=worker) as claim:
+        if claim.stored:
             raise BenchError(f"value {value.key[:12]} was already stored")
         started = datetime.now(UTC)
         [(_, asset)] = value.inputs

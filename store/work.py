@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,14 @@ from mediamesh.store.core import GC_LOCK, StoreCore, lock_id
 from mediamesh.store.records import AttemptRecord
 
 __all__ = ["WorkStore"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A held claim: its key, and whether the value was already stored when the claim was taken."""
+
+    key: str
+    stored: bool
 
 
 class WorkStore(StoreCore):
@@ -79,11 +88,12 @@ class WorkStore(StoreCore):
         ]
 
     @contextmanager
-    def claim(self, key: str, *, asset_id: str, feature: str, version: str, worker: str) -> Iterator[None]:
+    def claim(self, key: str, *, asset_id: str, feature: str, version: str, worker: str) -> Iterator[Claim]:
         """Hold the right to compute ``key``; a second claimant waits here until the first is done.
 
         The claim is a session advisory lock, so a worker that dies releases it with its connection and
-        another can take over at once. The ``claims`` row only shows who is computing what.
+        another can take over at once. The ``claims`` row only shows who is computing what. The claim says
+        whether the value was stored by the time it was taken (someone else may have finished it meanwhile).
         """
         lock = lock_id(key)
         # Claims rows only show who computes what, so their commits need not wait for the WAL to reach disk
@@ -100,14 +110,16 @@ class WorkStore(StoreCore):
                 stmt = pg_insert(schema.claims).values(
                     value_key=key, asset_id=asset_id, feature=feature, version=version, worker=worker
                 )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[schema.claims.c.value_key],
-                        set_={"worker": worker, "claimed_at": sa.func.now()},
-                    )
-                )
+                row = stmt.on_conflict_do_update(
+                    index_elements=[schema.claims.c.value_key],
+                    set_={"worker": worker, "claimed_at": sa.func.now()},
+                ).cte("claimed")
+                # In the same round trip, on a snapshot taken after the lock: was the value stored meanwhile?
+                stored = conn.execute(
+                    sa.select(sa.exists().where(schema.values.c.key == key)).add_cte(row)
+                ).scalar_one()
                 conn.commit()
-                yield
+                yield Claim(key, stored=bool(stored))
             finally:
                 conn.rollback()
                 conn.execute(

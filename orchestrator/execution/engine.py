@@ -34,7 +34,7 @@ from mediamesh.features import frames as shared_frames
 from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError
 from mediamesh.features.registry import Registry
 from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
-from mediamesh.features.values import EncodedMedia, FileValue, ShotTable
+from mediamesh.features.values import EncodedMedia, FileValue, ShotTable, SourceMedia
 from mediamesh.orchestrator.execution.indexing import batches_for, indexes_of
 from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, RootInput
 from mediamesh.store import NewValue, Store
@@ -240,6 +240,7 @@ class _Runner:
         self.running = 0  # stage tasks submitted and not ended
         self.slots = 1
         self.expected: set[Path] = set()
+        self.sources: dict[str, SourceMedia] = {}
         self.lock = threading.Lock()
 
     def run(
@@ -363,8 +364,8 @@ class _Runner:
         spec = value.spec
         with self.store.claim(
             value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=self.worker
-        ):
-            if self.store.stored_keys([value.key]):
+        ) as claim:
+            if claim.stored:
                 return REUSED
             started = datetime.now(UTC)
             try:
@@ -420,8 +421,11 @@ class _Runner:
                 self.expected.add(encode.path)
 
     def _load(self, value: PlannedValue, name: str, key: str) -> Any:
-        if name == SOURCE:
-            return self.store.source(key, name=self.names.get(key))
+        if name == SOURCE:  # an asset's bytes never change: looked up once a run
+            source = self.sources.get(key)
+            if source is None:
+                source = self.sources[key] = self.store.source(key, name=self.names.get(key))
+            return source
         if name in ROOT_INPUTS:
             # Exactly the files (or checkpoint) the value's key was planned from, never what is current now.
             records = self.roots[(value.asset, name)].records

@@ -200,20 +200,21 @@ def test_a_second_claim_waits_for_the_first(store: Store, clip: Path) -> None:
     first_in = threading.Event()
 
     def holder() -> None:
-        with store.claim(_key(5), asset_id=asset.id, feature="f", version="1", worker="first"):
-            order.append("first in")
+        with store.claim(_key(5), asset_id=asset.id, feature="f", version="1", worker="first") as claim:
+            order.append(f"first in, stored: {claim.stored}")
             first_in.set()
             time.sleep(0.5)
+            store.put_value(_new(asset.id, _key(5), "f"), np.zeros(3, np.float32))
             order.append("first out")
 
     thread = threading.Thread(target=holder)
     thread.start()
     first_in.wait(10)
     assert [c["worker"] for c in store.live_claims(asset.id)] == ["first"]
-    with store.claim(_key(5), asset_id=asset.id, feature="f", version="1", worker="second"):
-        order.append("second in")
+    with store.claim(_key(5), asset_id=asset.id, feature="f", version="1", worker="second") as claim:
+        order.append(f"second in, stored: {claim.stored}")  # what the first stored while the second waited
     thread.join()
-    assert order == ["first in", "first out", "second in"]
+    assert order == ["first in, stored: False", "first out", "second in, stored: True"]
     assert store.live_claims(asset.id) == []
 
 
