@@ -98,25 +98,27 @@ def open_store(settings: StoreSettings | None = None) -> Store:
     home = settings.home_dir
     stores = HomeStores.of(home, settings.object_store, settings.database_url)
     stores.check(home)
+    current = False  # whether the schema is known to be at the head already (one query, not two)
     if settings.database_url is None:
         roles = embedded_database(home)
         url = roles.app_url
         engine = create_engine(url)
         try:
-            behind = schema_revision(engine) != head_revision()
+            current = schema_revision(engine) == head_revision()
         except SchemaOutOfDateError:  # a database from before the roles: the migration grants the privileges
-            behind = True
-        if behind:
+            current = False
+        if not current:
             ensure_extensions(roles.admin_url, EMBEDDED_DATABASE)
             _migrate_as(roles.owner_url, APP_ROLE)
     else:
         url = settings.database_url
         engine = create_engine(url)
-    try:
-        check_schema(engine)
-    except BaseException:
-        engine.dispose()
-        raise
+    if not current:
+        try:
+            check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     blobs = open_blob_store(
         settings.object_store,
         home=home,

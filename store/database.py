@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import fcntl
 import functools
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -14,9 +15,6 @@ from typing import IO, Any
 
 import psycopg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 
@@ -248,6 +246,10 @@ def migrate(engine: Engine, *, app_role: str | None = None) -> None:
     table is never forgotten): SELECT on every table and view, INSERT on every table, USAGE on every sequence,
     and UPDATE and DELETE only on the tables ``schema.MUTABLE`` declares. Nothing else: no TRUNCATE, no DDL.
     """
+    # Alembic (and Mako under it) costs a few hundred milliseconds to import: only here, where migrations run.
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.connect() as conn:
@@ -290,9 +292,49 @@ def _grant(conn: sa.Connection, app_role: str) -> None:
         conn.execute(sa.text(statement))
 
 
+# A migration's own and its parent's revision, as ``alembic revision`` writes them (``x = "..."`` or ``x: str = ...``).
+_REVISION = re.compile(r"^revision\b[^=\n]*=\s*(['\"])(?P<id>[^'\"]+)\1", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\b[^=\n]*=\s*(?:None|(['\"])(?P<id>[^'\"]+)\1)\s*(?:#.*)?$", re.MULTILINE)
+
+
 @functools.cache
 def _revisions() -> tuple[str, ...]:
-    """Every migration this mediamesh has, newest (the head) first."""
+    """Every migration this mediamesh has, newest (the head) first.
+
+    Read from the migration files' ``revision`` and ``down_revision`` lines, not through Alembic's
+    ``ScriptDirectory``: opening a store, which checks the head, should not import Alembic. Files this cannot
+    read as one straight line of migrations (a merge, a branch, an unusual header) go to Alembic after all;
+    ``tests/store/test_import_cost.py`` holds the two to the same answer.
+    """
+    return _read_revisions(_MIGRATIONS / "versions") or _alembic_revisions()
+
+
+def _read_revisions(versions: Path) -> tuple[str, ...] | None:
+    """The revisions under ``versions`` newest first, or None unless they form one straight line."""
+    parent: dict[str, str | None] = {}
+    for path in versions.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None or revision["id"] in parent:
+            return None
+        parent[revision["id"]] = down["id"]
+    children = set(parent.values())
+    heads = [r for r in parent if r not in children]
+    if len(heads) != 1:
+        return None
+    line: list[str] = []
+    at: str | None = heads[0]
+    while at is not None:
+        if at not in parent or at in line:
+            return None
+        line.append(at)
+        at = parent[at]
+    return tuple(line) if len(line) == len(parent) else None
+
+
+def _alembic_revisions() -> tuple[str, ...]:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory(str(_MIGRATIONS))
     return tuple(r.revision for r in script.walk_revisions())
 

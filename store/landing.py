@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mediamesh.features.errors import DefinitionError, NotFoundError
 from mediamesh.store.config import StoreSettings
-from mediamesh.store.s3 import MISSING_OBJECT_CODES, S3Client, s3_client, s3_errors
+from mediamesh.store.s3 import MISSING_OBJECT_CODES, s3_client, s3_errors
+
+if TYPE_CHECKING:
+    from mediamesh.store.s3 import S3Client
 
 __all__ = ["LandingObject", "LandingObjectError", "LandingObjectNotFoundError", "LandingReader", "NoEndpointError"]
 

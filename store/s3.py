@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Collection, Iterator
-from typing import TypeAlias
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import certifi
-import urllib3
-from minio import Minio
-from minio.error import MinioException, S3Error, ServerError
-
 from mediamesh.features.errors import BackendUnavailableError, MediameshError, UnavailableError
+
+# The MinIO SDK (with urllib3, and the crypto it loads) is imported where a client is built or used: a home
+# with local blobs never pays for it. ``S3Client`` is its client class, loaded on first use (``__getattr__``).
+if TYPE_CHECKING:
+    import urllib3
+    from minio import Minio as S3Client
 
 __all__ = [
     "MISSING_OBJECT_CODES",
@@ -34,7 +35,14 @@ __all__ = [
     "split_endpoint",
 ]
 
-S3Client: TypeAlias = Minio
+
+def __getattr__(name: str) -> Any:
+    if name == "S3Client":
+        from minio import Minio
+
+        return Minio
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 RETRYABLE_S3_CODES = frozenset(
     {"InternalError", "OperationAborted", "RequestTimeout", "ServiceUnavailable", "SlowDown"}
@@ -66,6 +74,10 @@ def s3_client(
     is minutes; an unreachable store should fail fast. ``retries`` covers refused connections and 5xx answers.
     ``http_client``, when given, replaces the connection pool these settings describe.
     """
+    import certifi
+    import urllib3
+    from minio import Minio
+
     host, tls = split_endpoint(endpoint, secure)
     http = http_client or urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
@@ -78,6 +90,8 @@ def s3_client(
 
 def ensure_buckets(client: S3Client, buckets: Collection[str]) -> None:
     """Create each bucket that does not exist yet; one created meanwhile by another process is fine."""
+    from minio.error import S3Error
+
     for bucket in buckets:
         if client.bucket_exists(bucket):
             continue
@@ -101,6 +115,9 @@ def s3_errors(
     ``missing`` builds the error for an S3 code in ``missing_codes`` (from the message); ``refused`` the one for
     anything else the store will answer the same way again (credentials, permissions, a bad bucket).
     """
+    import urllib3
+    from minio.error import MinioException, S3Error, ServerError
+
     try:
         yield
     except S3Error as error:

@@ -9,10 +9,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, BinaryIO, cast
-
-import urllib3
-from minio.helpers import MIN_PART_SIZE
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from mediamesh.features.errors import MediameshError
 from mediamesh.store.blobs.base import (
@@ -32,6 +29,9 @@ from mediamesh.store.blobs.base import (
     write_atomically,
 )
 from mediamesh.store.s3 import ensure_buckets, s3_client, s3_errors, split_endpoint
+
+if TYPE_CHECKING:
+    import urllib3
 
 __all__ = ["S3BlobStore"]
 
@@ -61,6 +61,8 @@ class S3BlobStore(BlobStore):
         ca_bundle: str | None = None,
         http_client: urllib3.PoolManager | None = None,
     ) -> None:
+        from minio.helpers import MIN_PART_SIZE  # here, not at the top: a local home never imports the SDK
+
         host, secure = split_endpoint(endpoint, secure)
         if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise ValueError(f"invalid S3 bucket name {bucket!r}: use 3-63 lowercase letters, digits, '.', '-'")

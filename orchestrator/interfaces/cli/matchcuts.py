@@ -4,8 +4,9 @@ a sheet of pictures (``interfaces/matchcuts.py`` finds them, for the API too).""
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,10 +14,20 @@ from rich.table import Table
 
 from mediamesh.orchestrator.execution.plugins import configured_registry
 from mediamesh.orchestrator.interfaces.cli.console import ASSET_HELP, RichProgress, err, out, progress_bar
-from mediamesh.orchestrator.interfaces.matchcuts import Flavour, Side, find_match_cuts, render_sheet
 from mediamesh.orchestrator.mesh import Mesh
 
+if TYPE_CHECKING:
+    from mediamesh.orchestrator.interfaces.matchcuts import Side
+
 __all__ = ["matchcuts"]
+
+
+class Flavour(StrEnum):
+    """``interfaces.matchcuts.Flavour``'s choices, for the option: that module (OpenCV, the encoders) is imported
+    only when the command runs, not by every command. ``tests/store/test_import_cost.py`` holds the two equal."""
+
+    frame = "frame"
+    motion = "motion"
 
 
 def matchcuts(
@@ -43,6 +54,8 @@ def matchcuts(
 ) -> None:
     """Match cuts: pairs of shots where the end of one cuts well to the start of the other, by framing or by
     motion; computed where missing. Adjacent shots and repeats of one shot are never a pair."""
+    from mediamesh.orchestrator.interfaces.matchcuts import find_match_cuts, render_sheet
+
     registry = configured_registry()
     cuts = registry.resolve(f"{flavour.value}_match_cuts")
     if top > cuts.params["k"]:  # a value of its own, keyed by its K, kept like any other

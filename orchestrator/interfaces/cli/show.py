@@ -5,16 +5,20 @@ its feature graph coloured by state. The drawing is ``interfaces/pictures.py``'s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from mediamesh.features.values import DedupMap, ShotTable, ShotThumbnails
-from mediamesh.orchestrator.interfaces import pictures, reads
+from mediamesh.orchestrator.interfaces import reads
 from mediamesh.orchestrator.interfaces.cli.console import ASSET_HELP, RichProgress, err, progress_bar
 from mediamesh.orchestrator.mesh import FeatureState, Mesh
 from mediamesh.store import ValueNotFoundError
+
+if TYPE_CHECKING:
+    # Pillow is imported where a picture is drawn, not by every command (the CLI imports this module).
+    from mediamesh.orchestrator.interfaces import pictures
 
 __all__ = ["graph_of", "show"]
 
@@ -43,6 +47,8 @@ def show(
         raise typer.BadParameter(f"--graph writes .png or .svg, not {to.name!r}", param_hint="--out")
     if not graph and suffix == ".svg":
         raise typer.BadParameter("only --graph draws SVG; write the sheet or the timeline as .png", param_hint="--out")
+    from mediamesh.orchestrator.interfaces import pictures
+
     with Mesh.open() as mesh:
         asset_id = mesh.store.resolve_local_asset(asset)
         if graph:
@@ -64,6 +70,8 @@ def show(
 
 def graph_of(mesh: Mesh, asset_id: str) -> pictures.FeatureGraph:
     """The registry's graph for one asset, each feature in the state ``Mesh.status`` gives its current value."""
+    from mediamesh.orchestrator.interfaces import pictures
+
     _asset, states = mesh.status(asset_id)
     current: dict[str, FeatureState] = {}
     for state in states:
