@@ -6,6 +6,8 @@ planning goes on, and only loading it raises :class:`ModelUnavailableError`.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +102,29 @@ def _looks_like_path(source: str) -> bool:
 
 def _cached_snapshot(source: str) -> Path | None:
     """The snapshot directory of hub id ``source`` (``id`` or ``id@revision``) in the local cache, or None."""
+    repo_id, _, revision = source.partition("@")
+    # Without the repository's cache folder there is nothing to find, and no need to import huggingface_hub
+    # (half a second, on every `status`).
+    if not (_hub_cache() / f"models--{repo_id.replace('/', '--')}").is_dir():
+        return None
     from huggingface_hub import snapshot_download
 
-    repo_id, _, revision = source.partition("@")
     try:
         found = snapshot_download(repo_id, revision=revision or None, local_files_only=True)
     except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), or not a valid repo id
         return None
     return Path(found)
+
+
+def _hub_cache() -> Path:
+    """Where huggingface_hub keeps its cache: its own setting once it is imported, else the variables it reads."""
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        return Path(constants.HF_HUB_CACHE)
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return Path(os.path.expandvars(os.environ[name])).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.path.expandvars(os.environ["HF_HOME"])).expanduser() / "hub"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "huggingface" / "hub"

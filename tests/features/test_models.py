@@ -369,3 +369,22 @@ def test_the_model_hook_of_each_encoder_is_its_role_fingerprint(tiny_encoders: T
         spec = spec_of(fn)
         assert spec is not None
         assert spec.model_fingerprint() == resolve_model(role).fingerprint  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"HF_HOME": "/tmp/hf-home"}, {"XDG_CACHE_HOME": "/tmp/xdg"}, {"HF_HUB_CACHE": "/tmp/hub"}],
+    ids=["default", "hf-home", "xdg", "hub-cache"],
+)
+def test_the_hub_cache_is_where_huggingface_hub_looks(env: dict[str, str]) -> None:
+    # Resolving a hub id looks for its cache folder before importing huggingface_hub: the same folder.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "XDG_CACHE"))}
+    script = (
+        "from mediamesh.features.models.resolution import _hub_cache; ours = _hub_cache(); "
+        "from huggingface_hub import constants; print(constants.HF_HUB_CACHE); print(ours)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True, check=True, timeout=60
+    )
+    theirs, ours = out.stdout.splitlines()
+    assert Path(theirs) == Path(ours)
