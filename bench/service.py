@@ -141,7 +141,7 @@ class _Landing:
 
 
 def _landing_latency(ctx: Context, landing: _Landing) -> Figure:
-    repeats = ctx.repeats(5, 3)
+    repeats = ctx.repeats(5, 2)
     latencies, gets = [], []
     folder = ctx.workdir / "small-copies"
     folder.mkdir()
