@@ -127,7 +127,7 @@ def _batched(ctx: Context, clips: list[tuple[EncodedMedia, ShotTable]]) -> Figur
     model = load_image_model(ref)
     embed, where = frame_embedder(ref)
     per_caller = batch_size("video")
-    per_asset = (1024 if where == "cuda" else 32) // (4 if ctx.quick else 1)
+    per_asset = (1024 if where == "cuda" else 8) // (2 if ctx.quick else 1)
     # Assets of two sizes (the two encodes), each its own run of frames.
     decoded = [np.stack([rgb for _, rgb in decode_frames(m.path, set(range(per_asset)))]) for m, _ in clips]
     assets = [decoded[i % len(decoded)] for i in range(ASSETS)]
@@ -159,7 +159,7 @@ def _batched(ctx: Context, clips: list[tuple[EncodedMedia, ShotTable]]) -> Figur
             torch.cuda.synchronize()
 
     before = embed.passes
-    target, baseline = interleaved([through_batcher, bare], repeats=ctx.repeats(7, 2), warmup=1)
+    target, baseline = interleaved([through_batcher, bare], repeats=ctx.repeats(5, 2), warmup=1)
     samples = Samples(target, baseline)
     passes = (embed.passes - before) / (len(target) + 1)
     notes = {

@@ -38,7 +38,7 @@ def run(ctx: Context) -> list[Figure]:
     video = _first_frames(VIDEO, ctx.workdir / "quick.mp4", frames=QUICK_FRAMES) if ctx.quick else VIDEO
     figures = _figures(ctx, video, plain, repeats=ctx.repeats(9, 2))
     # TransNetV2 runs at tens of frames/s on two cores: its four figures would take most of a full run's budget.
-    prefix = _first_frames(VIDEO, ctx.workdir / "prefix.mp4", frames=ctx.repeats(200, 100))
+    prefix = _first_frames(VIDEO, ctx.workdir / "prefix.mp4", frames=ctx.repeats(100, 50))
     return figures + _figures(ctx, prefix, network, repeats=ctx.repeats(3, 2))
 
 
