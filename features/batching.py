@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-__all__ = ["Batcher", "batcher", "forward_passes"]
+__all__ = ["Batcher", "arriving", "batcher", "forward_passes"]
 
 Array = np.ndarray[Any, Any]
 
@@ -61,6 +61,9 @@ class Batcher(Generic[P]):
     def caller(self) -> Iterator[None]:
         """Mark the current work as a caller still to bring frames: a forward pass waits (up to the bound)
         until each registered caller has a call waiting."""
+        if getattr(_local, "arriving", False):  # it has arrived: from now on it counts as a caller
+            _local.arriving = False
+            _arrived()
         with self._cond:
             self._callers += 1
         try:
@@ -90,7 +93,11 @@ class Batcher(Generic[P]):
 
     def _ready(self, late: bool) -> bool:
         waiting_rows = sum(len(c.prepared) for c in self._waiting)
-        return late or waiting_rows >= self.max_rows or len(self._waiting) >= max(self._callers, 1)
+        return late or waiting_rows >= self.max_rows or len(self._waiting) >= max(self._callers + _arriving, 1)
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     def _lead(self) -> None:
         """Run one forward pass over the oldest waiting calls (lock held on entry and on return)."""
@@ -124,6 +131,36 @@ class Batcher(Generic[P]):
 
 _batchers: dict[tuple[str, ...], Batcher[Any]] = {}
 _lock = threading.Lock()
+_local = threading.local()
+#: Threads that will call a batcher soon (an engine stage's values, see ``arriving``) and have not yet.
+_arriving = 0
+
+
+@contextmanager
+def arriving() -> Iterator[None]:
+    """The current thread is one of several computing at once (a GPU stage's values): until it registers as a
+    caller, or ends without one, forward passes wait for it too (up to their bound), so assets whose threads
+    start together meet in the same passes however their inputs' loading is spread out."""
+    global _arriving
+    with _lock:
+        _arriving += 1
+    _local.arriving = True
+    try:
+        yield
+    finally:
+        if getattr(_local, "arriving", False):
+            _local.arriving = False
+            _arrived()
+            with _lock:
+                waiting = list(_batchers.values())
+            for found in waiting:
+                found.notify()
+
+
+def _arrived() -> None:
+    global _arriving
+    with _lock:
+        _arriving -= 1
 
 
 def batcher(key: tuple[str, ...], make: Callable[[], Batcher[Any]]) -> Batcher[Any]:

@@ -82,7 +82,7 @@ def _hash_frames(encode: EncodedMedia, wanted: set[int]) -> dict[int, int]:
     none: see :mod:`features.frames`)."""
     if not encode.path.is_file():
         raise InputFileError(f"encode {encode.path.name!r} does not exist ({encode.path})")
-    hashes = {index: dhash(frame.to_ndarray(format="gray")) for index, frame in shared.read(encode.path, wanted)}
+    hashes = {index: dhash(grey) for index, grey in shared.read(encode.path, wanted, "gray")}
     if len(hashes) < len(wanted):
         raise MediaError(
             f"encode {encode.path.name!r} has {encode.frame_count} frames, but the shots need frame {max(wanted)}; "

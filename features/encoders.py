@@ -190,8 +190,7 @@ def decode_frames(path: Path, wanted: set[int]) -> Iterator[tuple[int, Array]]:
     if not wanted:
         return
     _check_file(path)
-    for index, frame in shared.read(path, wanted, late=True):
-        yield index, frame.to_ndarray(format="rgb24")
+    yield from shared.read(path, wanted, "rgb24", late=True)
 
 
 def decode_audio(encode: EncodedMedia) -> Array | None:

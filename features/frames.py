@@ -1,7 +1,7 @@
 """One decoding pass of an encode for every feature of a run that reads its frames.
 
-Features read an encode's frames through :func:`read`, which yields PyAV frames (each reader converts them as it
-always has, so values are bit for bit what a pass of their own gives). Before a reader runs, the engine calls
+Features read an encode's frames through :func:`read`, in the pixel format each asks for (converted from the
+decoded frames as a pass of their own would, so values are bit for bit the same). Before a reader runs, the engine calls
 :func:`expect` with the frames that the run's other pending readers of the same encode will want: each such
 feature registers a :func:`hint` (a superset of its frames, from the encode and the shot table alone). A pass
 keeps the expected frames it goes by, decoding on to the last of them, while the kept frames fit in
@@ -24,6 +24,7 @@ from typing import Any
 
 import av
 import av.error
+import numpy as np
 
 from mediamesh.features.errors import InputFileError, MediaError
 from mediamesh.features.values import EncodedMedia, ShotTable
@@ -32,11 +33,13 @@ __all__ = ["PASSES", "Hint", "expect", "forget", "hint", "hint_of", "read"]
 
 #: The frames a feature will read of an encode, given the encode, the shot table and its params.
 Hint = Callable[[EncodedMedia, ShotTable, Mapping[str, Any]], set[int]]
+Array = np.ndarray[Any, Any]
 
 PASSES: Counter[str] = Counter()
 
 _hints: dict[str, Hint] = {}
 _lock = threading.Lock()
+_converting = threading.Lock()
 
 
 @dataclass
@@ -86,10 +89,13 @@ def forget(path: Path) -> None:
             _kept.pop(identity, None)
 
 
-def read(path: Path, wanted: set[int], *, late: bool = False) -> Iterator[tuple[int, av.VideoFrame]]:
-    """``(index, frame)`` for each wanted frame index, in order, from one pass at most (none when every wanted
-    frame is kept). Indices past the stream's last frame get its last frame when ``late``, else nothing
-    (the caller decides what a short stream means)."""
+def read(path: Path, wanted: set[int], fmt: str, *, late: bool = False) -> Iterator[tuple[int, Array]]:
+    """``(index, frame as an array in pixel format fmt)`` for each wanted frame index, in order, from one pass at
+    most (none when every wanted frame is kept). Indices past the stream's last frame get its last frame when
+    ``late``, else nothing (the caller decides what a short stream means).
+
+    A kept frame may be read by several threads at once, and PyAV converts a frame with a scaler of the frame's
+    own (released from the GIL while it runs): kept frames are converted one at a time."""
     if not wanted:
         return
     if not path.is_file():
@@ -99,9 +105,11 @@ def read(path: Path, wanted: set[int], *, late: bool = False) -> Iterator[tuple[
         kept = _kept.get(identity) if identity is not None else None
         served = _served(kept, wanted, late) if kept is not None else None
     if served is not None:
-        yield from served
+        for index, frame in served:
+            yield index, _converted(frame, fmt, shared=True)
         return
-    yield from _pass(path, wanted, kept, late)
+    for index, frame, shared in _pass(path, wanted, kept, late):
+        yield index, _converted(frame, fmt, shared=shared)
 
 
 def _served(kept: _Kept, wanted: set[int], late: bool) -> list[tuple[int, av.VideoFrame]] | None:
@@ -117,7 +125,15 @@ def _served(kept: _Kept, wanted: set[int], late: bool) -> list[tuple[int, av.Vid
     return out
 
 
-def _pass(path: Path, wanted: set[int], kept: _Kept | None, late: bool) -> Iterator[tuple[int, av.VideoFrame]]:
+def _converted(frame: av.VideoFrame, fmt: str, *, shared: bool) -> Array:
+    if not shared:
+        return frame.to_ndarray(format=fmt)
+    with _converting:
+        return frame.to_ndarray(format=fmt)
+
+
+def _pass(path: Path, wanted: set[int], kept: _Kept | None, late: bool) -> Iterator[tuple[int, av.VideoFrame, bool]]:
+    """The wanted frames from one decoding pass, each with whether it is kept (shared with other readers)."""
     budget = budget_bytes()
     with _lock:
         keep = set(kept.expected) - set(kept.frames) if kept is not None else set()
@@ -131,17 +147,19 @@ def _pass(path: Path, wanted: set[int], kept: _Kept | None, late: bool) -> Itera
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 index += 1
+                shared = False
                 if index in keep and kept is not None:
                     with _lock:
                         size = sum(plane.buffer_size for plane in frame.planes)
                         if kept.bytes + size <= budget:
                             kept.frames[index] = frame
                             kept.bytes += size
+                            shared = True
                         else:  # full: nothing more is kept, and the pass ends with what this reader wants
                             keep.clear()
                             stop = max(wanted)
                 if index in wanted:
-                    yield index, frame
+                    yield index, frame, shared
                 if index >= stop:
                     return
     except (av.error.FFmpegError, IndexError) as exc:
@@ -153,7 +171,7 @@ def _pass(path: Path, wanted: set[int], kept: _Kept | None, late: bool) -> Itera
             kept.last, kept.final = index, frame
     if late:
         for index_past in sorted(i for i in wanted if i > index):
-            yield index_past, frame
+            yield index_past, frame, kept is not None
 
 
 def _identity(path: Path) -> tuple[int, int, int, int] | None:

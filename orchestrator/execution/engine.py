@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from mediamesh.features import batching
 from mediamesh.features import frames as shared_frames
 from mediamesh.features.errors import BackendUnavailableError, ExecutionError, MediameshError
 from mediamesh.features.registry import Registry
@@ -339,8 +340,13 @@ class _Runner:
             # (features.batching): each value on a thread of its own, up to GPU_STAGE_THREADS.
             workers = min(len(stage), GPU_STAGE_THREADS)
             with futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mediamesh-stage") as pool:
-                return dict(zip((v.key for v in stage), pool.map(self.compute, stage), strict=True))
+                return dict(zip((v.key for v in stage), pool.map(self._compute_arriving, stage), strict=True))
         return {value.key: self.compute(value) for value in stage}
+
+    def _compute_arriving(self, value: PlannedValue) -> tuple[str, Exception | None]:
+        """One of a GPU stage's values, its thread announced to the batchers as one that will call them."""
+        with batching.arriving():
+            return self.compute(value)
 
     def compute(self, value: PlannedValue) -> tuple[str, Exception | None]:
         for attempt in range(RETRIES + 1):
