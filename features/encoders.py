@@ -227,11 +227,11 @@ def frame_embedder(ref: ModelRef) -> tuple[Batcher[Any], str]:
         def lite() -> Batcher[Any]:
             return Batcher(frame_descriptors, lambda parts: _unit_rows(np.concatenate(list(parts))), rows, wait_s)
 
-        return batcher(("video", ref.fingerprint, "cpu", str(rows)), lite), "cpu"
+        return batcher(("video", ref.fingerprint, "cpu", str(rows), str(wait_s)), lite), "cpu"
     model = load_image_model(ref)
     # On an accelerator a pass takes several callers' batches; on the CPU, one caller's batch at most.
     limit = rows * (GPU_PASS_BATCHES if model.device != "cpu" else 1)
-    key = ("video", ref.fingerprint, model.device, str(limit))
+    key = ("video", ref.fingerprint, model.device, str(limit), str(wait_s))
     return batcher(key, lambda: Batcher(model.prepare, model.forward, limit, wait_s)), model.device
 
 

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from mediamesh.features import DedupMap, EncodedMedia, ShotEmbeddings, ShotTable, default_registry
-from mediamesh.features.batching import forward_passes
-from mediamesh.features.encoders import video_embedding
+from mediamesh.features.encoders import frame_embedder, video_embedding
 from mediamesh.features.media import ffmpeg_exe
-from mediamesh.features.models import batch_size, load_image_model, resolve_model
+from mediamesh.features.models import resolve_model
 from mediamesh.orchestrator import Mesh
 from mediamesh.store import Store
 from tests.models import TinyModels
@@ -36,12 +35,11 @@ def test_assets_waiting_at_once_share_a_forward_pass(
     mesh = Mesh(local_store, default_registry(), home=tmp_path / "home")
     assert all(r.failed == 0 for r in mesh.ingest(clips, targets=["dedup"]))
 
-    ref = resolve_model("video")
-    key = ("video", ref.fingerprint, load_image_model(ref).device, str(batch_size("video")))
-    before = forward_passes(key)
+    embed, _ = frame_embedder(resolve_model("video"))  # the process's batcher for this model and these settings
+    before = (embed.passes, embed.rows)
     results = mesh.ingest(clips, targets=["video_embedding"])
     assert [r.computed for r in results] == [1, 1, 1]
-    passes, rows = (a - b for a, b in zip(forward_passes(key), before, strict=True))
+    passes, rows = embed.passes - before[0], embed.rows - before[1]
     assert passes == 1  # three assets' frames (fewer than a batch each) in one forward pass
 
     stored = 0
