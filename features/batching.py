@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-__all__ = ["Batcher", "arriving", "batcher", "forward_passes"]
+__all__ = ["Batcher", "arriving", "batcher"]
 
 Array = np.ndarray[Any, Any]
 
@@ -170,10 +170,3 @@ def batcher(key: tuple[str, ...], make: Callable[[], Batcher[Any]]) -> Batcher[A
         if found is None:
             found = _batchers[key] = make()
         return found
-
-
-def forward_passes(key: tuple[str, ...]) -> tuple[int, int]:
-    """How many forward passes the batcher for ``key`` ran, and how many rows they took."""
-    with _lock:
-        found = _batchers.get(key)
-    return (found.passes, found.rows) if found is not None else (0, 0)
