@@ -133,7 +133,10 @@ def test_a_killed_ingest_takes_ffmpeg_along_and_the_next_command_sweeps_up_after
     loop = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-stream_loop", "7", "-i", str(source)]
     subprocess.run([*loop, "-c", "copy", str(clip)], check=True)
     ingest = commands.start("ingest", str(clip))
-    ffmpeg = _wait_for(lambda: _child_named(ingest.pid, b"ffmpeg"), 180, "ingest to start ffmpeg", ingest)
+    # The encode's ffmpeg (the one writing into a mediamesh-encode- folder); the subtitle extraction's ffmpeg
+    # may run beside it.
+    ffmpeg = _wait_for(lambda: _child_named(ingest.pid, b"mediamesh-encode-"), 180, "the encode's ffmpeg", ingest)
+    assert b"ffmpeg" in Path(f"/proc/{ffmpeg}/cmdline").read_bytes()
     [scratch] = list((commands.home / "tmp").iterdir())
     assert scratch.name.startswith(f"{ingest.pid}-")
     assert list(scratch.glob("mediamesh-encode-*")), "the encode works in the command's scratch folder"
