@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 
 from mediamesh.features import frames as shared
@@ -72,6 +71,8 @@ def representatives(hashes: np.ndarray[Any, np.dtype[np.uint64]], max_distance: 
 def dhash(gray: np.ndarray[Any, Any]) -> int:
     """The 64-bit difference hash of a grayscale image: shrunk to 9x8, each bit says whether a pixel is
     brighter than its left neighbour."""
+    import cv2
+
     small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
     bits = (small[:, 1:] > small[:, :-1]).ravel()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")

@@ -11,7 +11,6 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 
 __all__ = [
@@ -58,6 +57,8 @@ def frame_descriptor(rgb: Array) -> Array:
     The histograms are square-rooted (Hellinger), so their blocks have unit norm and compare by cosine;
     the DCT block is divided by its norm (a flat black frame has a zero DCT block).
     """
+    import cv2
+
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
     small = cv2.resize(rgb, _WORK_SIZE, interpolation=cv2.INTER_AREA)
@@ -112,12 +113,16 @@ def mel_filterbank(n_fft: int = N_FFT, n_mels: int = N_MELS, sample_rate: int = 
 
 
 def _hsv_histogram(small: Array) -> Array:
+    import cv2
+
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)  # 8-bit hue is 0..179
     hist: Array = cv2.calcHist([hsv], [0, 1, 2], None, list(HSV_BINS), [0, 180, 0, 256, 0, 256]).ravel()
     return np.sqrt(hist / max(float(hist.sum()), 1.0))
 
 
 def _edge_histogram(small: Array) -> Array:
+    import cv2
+
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     magnitude = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
     # Log-spaced bins: most pixels of a frame sit in flat areas, and linear bins would put them all in one.
@@ -126,6 +131,8 @@ def _edge_histogram(small: Array) -> Array:
 
 
 def _low_dct(rgb: Array) -> Array:
+    import cv2
+
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     tiny = cv2.resize(grey, (DCT_SIZE, DCT_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     coefficients: Array = cv2.dct(tiny)[:DCT_KEEP, :DCT_KEEP].ravel()

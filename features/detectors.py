@@ -23,17 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import av
-import av.error
-import cv2
 import numpy as np
-from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode, SceneDetector
-from scenedetect.common import Timecode
 
 from mediamesh.features import transnet
 from mediamesh.features.errors import InputFileError, MediaError
+
+if TYPE_CHECKING:
+    import av
+    from scenedetect import FrameTimecode, SceneDetector
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Detection", "DetectorParams", "detect", "detector_resources"]
 
@@ -72,6 +71,10 @@ class DetectorParams:
 def detect(path: Path, detector: str = DEFAULT_DETECTOR, **params: Any) -> Detection:
     """Hard cuts and gradual transitions of the video at ``path``, found by ``detector`` (one of
     :data:`DETECTORS`) with ``params`` (fields of :class:`DetectorParams`)."""
+    import av
+    import av.error
+    import cv2
+
     parts = _parts(detector)
     known = [f.name for f in fields(DetectorParams)]
     unknown = sorted(set(params) - set(known))
@@ -139,6 +142,8 @@ def _parts(detector: str) -> tuple[str, ...]:
 
 
 def _scene_detector(name: str, options: DetectorParams) -> SceneDetector:
+    from scenedetect import AdaptiveDetector, ContentDetector
+
     if name == "content":
         return ContentDetector(threshold=options.threshold, min_scene_len=options.min_scene_len)
     return AdaptiveDetector(
@@ -172,6 +177,9 @@ def _timed_frames(container: Any, stream: Any, rate: Fraction) -> Iterator[tuple
 
 def _timecode(time: Fraction, base: Fraction, rate: Fraction) -> FrameTimecode:
     """``time`` in the stream's own time base, so the detector's cuts come back as exact frame times."""
+    from scenedetect import FrameTimecode
+    from scenedetect.common import Timecode
+
     return FrameTimecode(Timecode(pts=round(time / base), time_base=base), fps=rate)
 
 

@@ -9,10 +9,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
-import av.error
-import ffmpeg
-
 from mediamesh.features import processes
 from mediamesh.features.errors import MediaError
 from mediamesh.features.media import MediaInfo, ffmpeg_exe, probe
@@ -61,6 +57,8 @@ def _run_ffmpeg(
     fps: float,
     audio_rate: int,
 ) -> None:
+    import ffmpeg
+
     width, height = output_size(info, height)
     rate = Fraction(fps).limit_denominator(1001)
     inp = ffmpeg.input(str(src))
@@ -106,6 +104,9 @@ def _check_params(*, height: int, fps: float, audio_rate: int) -> None:
 
 def _verify(out: Path, *, name: str, fps: float, source_fps: float | None) -> EncodedMedia:
     """Read the encode back; an empty or unreadable result is an error, never a value."""
+    import av
+    import av.error
+
     try:
         with av.open(str(out)) as container:
             video = container.streams.video[0]

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import av
-import av.error
 import numpy as np
 
 from mediamesh.features import frames as shared
@@ -195,6 +193,9 @@ def decode_frames(path: Path, wanted: set[int]) -> Iterator[tuple[int, Array]]:
 
 def decode_audio(encode: EncodedMedia) -> Array | None:
     """The encode's audio as 16 kHz mono float32, decoded once; None when it has no audio stream."""
+    import av
+    import av.error
+
     if not encode.has_audio:
         return None
     _check_file(encode.path)

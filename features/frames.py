@@ -20,14 +20,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
-import av.error
 import numpy as np
 
 from mediamesh.features.errors import InputFileError, MediaError
 from mediamesh.features.values import EncodedMedia, ShotTable
+
+if TYPE_CHECKING:
+    import av
 
 __all__ = ["PASSES", "Hint", "expect", "forget", "hint", "hint_of", "read"]
 
@@ -134,6 +135,9 @@ def _converted(frame: av.VideoFrame, fmt: str, *, shared: bool) -> Array:
 
 def _pass(path: Path, wanted: set[int], kept: _Kept | None, late: bool) -> Iterator[tuple[int, av.VideoFrame, bool]]:
     """The wanted frames from one decoding pass, each with whether it is kept (shared with other readers)."""
+    import av
+    import av.error
+
     budget = budget_bytes()
     with _lock:
         keep = set(kept.expected) - set(kept.frames) if kept is not None else set()

@@ -19,7 +19,6 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 
 from mediamesh.features.encoders import decode_frames, frame_batches, frame_embedder
@@ -183,6 +182,8 @@ def structure_descriptor(rgb: Array) -> Array:
 
     Centring makes each half a correlation: a colour grade or an exposure change moves it little.
     """
+    import cv2
+
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     work = cv2.resize(grey, (_EDGE_WORK, _EDGE_WORK), interpolation=cv2.INTER_AREA).astype(np.float32)
     edges = cv2.magnitude(cv2.Sobel(work, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(work, cv2.CV_32F, 0, 1, ksize=3))
@@ -197,6 +198,8 @@ def motion_descriptor(greys: list[Array], *, min_motion: float = 0.1) -> Array:
     flow between each two as a histogram of FLOW_BINS directions weighted by magnitude (summing to 1) and
     the mean flow over its mean magnitude (length 1 for a pan, near 0 for a zoom); zeros for fewer than two
     frames or a mean flow magnitude under ``min_motion`` pixels a frame."""
+    import cv2
+
     if len(greys) < 2:
         return np.zeros(MOTION_DIM, np.float32)
     flows = np.stack(
@@ -236,6 +239,8 @@ def _cuts(flavour: str, rows: BoundaryRows, dedup: DedupMap, k: int, ceiling: fl
 def _windows(encode: EncodedMedia, windows: dict[tuple[int, int], list[int]]) -> Iterator[tuple[Any, list[Array]]]:
     """Each window's frames, grey and shrunk to FLOW_WIDTH, as soon as its last frame is decoded; a frame is
     kept only until the last window that needs it is handed on, so memory follows the windows in flight."""
+    import cv2
+
     needing: dict[int, int] = {}
     for indices in windows.values():
         for index in indices:

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import av
-import av.error
+from typing import TYPE_CHECKING
 
 from mediamesh.features.errors import InputFileError, MediaError
+
+if TYPE_CHECKING:
+    import av
+    import av.error
 
 __all__ = ["MediaInfo", "ffmpeg_exe", "probe"]
 
@@ -47,6 +49,9 @@ def probe(path: Path, *, name: str | None = None) -> MediaInfo:
     raises :class:`InputFileError`; a file that is not a video (a still image, audio only), is truncated
     or cannot be decoded raises :class:`MediaError`. Messages are one line.
     """
+    import av
+    import av.error
+
     label = name or path.name
     _check_readable(path, label)
     try:
@@ -123,6 +128,8 @@ def _check_readable(path: Path, label: str) -> None:
 
 
 def _first_video_stream(container: av.container.InputContainer, label: str) -> av.VideoStream:
+    import av
+
     for stream in container.streams.video:
         # Cover art in audio files is a one-picture "video" stream; it is not a video.
         if not stream.disposition & av.stream.Disposition.attached_pic:
@@ -155,6 +162,8 @@ def _is_image_format(format_name: str) -> bool:
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:
+    import av
+
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
     if container.duration is not None:

@@ -10,22 +10,20 @@ raises :class:`SubtitleError`.
 from __future__ import annotations
 
 import codecs
+import functools
 import html
 import math
 import re
 from pathlib import Path
-
-import av
-import av.error
-import charset_normalizer
-import ffmpeg
-import pysubs2
-from pysubs2.formats import FormatBase, SubripFormat, SubstationFormat, WebVTTFormat
+from typing import TYPE_CHECKING
 
 from mediamesh.features import processes
 from mediamesh.features.errors import InputFileError, MediaError
 from mediamesh.features.media import ffmpeg_exe
 from mediamesh.features.values import Cue
+
+if TYPE_CHECKING:
+    from pysubs2.formats import FormatBase
 
 __all__ = [
     "SubtitleError",
@@ -75,6 +73,8 @@ def read_embedded_stream(path: Path, index: int, name: str) -> list[Cue]:
     ASS/SSA streams are converted to ASS instead, because ffmpeg's SRT encoder keeps an ASS drawing's
     vector commands as text; other codecs go through SRT for its millisecond timing (ASS has centiseconds).
     """
+    import ffmpeg
+
     what = f"stream {index} of {name!r}"
     found = {i: (kind, codec) for i, kind, _, codec in _streams(path, name)}
     if index not in found:
@@ -99,6 +99,9 @@ def read_embedded_stream(path: Path, index: int, name: str) -> list[Cue]:
 def _streams(path: Path, name: str) -> list[tuple[int, str, str | None, str]]:
     """``(index, kind, language, codec)`` of every stream of ``path``; ``kind`` is the stream type, or
     ``"text"``/``"bitmap"`` for subtitles."""
+    import av
+    import av.error
+
     if not path.is_file():
         raise InputFileError(f"{name!r} does not exist ({path})")
     try:
@@ -124,7 +127,6 @@ def _streams(path: Path, name: str) -> list[tuple[int, str, str | None, str]]:
 
 
 _EXTENSION_FORMATS = {".srt": "srt", ".vtt": "vtt", ".webvtt": "vtt", ".ass": "ass", ".ssa": "ssa"}
-_FORMAT_CLASSES: tuple[type[FormatBase], ...] = (SubripFormat, WebVTTFormat, SubstationFormat)
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -157,6 +159,8 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    import charset_normalizer
+
     matches = charset_normalizer.from_bytes(data)
     best = matches.best()
     if best is not None:
@@ -178,6 +182,8 @@ def _looks_binary(text: str) -> bool:
 
 
 def _parse_text(text: str, *, what: str, hint: str | None) -> list[Cue]:
+    import pysubs2
+
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return []
@@ -208,12 +214,19 @@ def _parse_text(text: str, *, what: str, hint: str | None) -> list[Cue]:
 def _detect_format(text: str, hint: str | None) -> tuple[str | None, bool]:
     """The format the content says, else the extension's when the content says several or none; and
     whether the content says it (a file only the extension calls subtitles must hold a cue)."""
-    guesses: set[str] = {guess for cls in _FORMAT_CLASSES if (guess := cls.guess_format(text)) is not None}
+    guesses: set[str] = {guess for cls in _format_classes() if (guess := cls.guess_format(text)) is not None}
     if len(guesses) == 1:
         return guesses.pop(), True
     if hint is not None and (hint in guesses or not guesses):
         return hint, bool(guesses)
     return (min(guesses), True) if guesses else (None, False)
+
+
+@functools.cache
+def _format_classes() -> tuple[type[FormatBase], ...]:
+    from pysubs2.formats import SubripFormat, SubstationFormat, WebVTTFormat
+
+    return (SubripFormat, WebVTTFormat, SubstationFormat)
 
 
 _TIMING_CANDIDATE = re.compile(r"^\s*-?\d.*-->")
@@ -223,6 +236,8 @@ def _check_timing_lines(text: str, fmt: str, what: str) -> None:
     """Every line that looks like a timing line must hold two timestamps (pysubs2 would otherwise read
     a broken one as text of the cue before it), and give valid cue times read with their signs (pysubs2
     reads ``-00:00:01,000`` as one second)."""
+    from pysubs2.formats import SubripFormat, WebVTTFormat
+
     timestamp = WebVTTFormat.TIMESTAMP if fmt == "vtt" else SubripFormat.TIMESTAMP
     signed = re.compile(rf"(-?){timestamp.pattern}")
     cue = 0

@@ -7,14 +7,27 @@ import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from mediamesh.features import frames as shared
 from mediamesh.features.encoders import decode_frames, sample_frames
 from mediamesh.features.spec import feature
 from mediamesh.features.values import DedupMap, EncodedMedia, ShotTable, ShotThumbnails
+
+if TYPE_CHECKING:
+    from PIL import Image
+else:
+
+    class _Image:
+        """``PIL.Image``, imported on first use: the registry is built without Pillow, and the body of
+        :func:`thumbnails` (its code fingerprint) stays as it was."""
+
+        def __getattr__(self, name: str) -> Any:
+            from PIL import Image
+
+            return getattr(Image, name)
+
+    Image = _Image()
 
 __all__ = ["MAX_SHEET_PX", "sheet_columns", "thumbnails", "tile_size"]
 

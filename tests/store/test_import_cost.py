@@ -35,6 +35,13 @@ def test_the_cli_imports_none_of_the_heavy_libraries() -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+def test_building_the_registry_imports_no_media_library() -> None:
+    # Every CLI process builds the registry; decoding, OpenCV, subtitles and Pillow load where a feature runs.
+    media = {"av", "cv2", "scenedetect", "pysubs2", "charset_normalizer", "ffmpeg", "PIL"}
+    loaded = _imported_by("import mediamesh.features; mediamesh.features.default_registry()")
+    assert not loaded & (media | set(HEAVY)), sorted(loaded & (media | set(HEAVY)))
+
+
 def test_the_store_imports_neither_alembic_nor_the_s3_sdk() -> None:
     loaded = _imported_by("import mediamesh.store, mediamesh.store.landing") & {"alembic", "mako", "minio", "urllib3"}
     assert not loaded, sorted(loaded)
