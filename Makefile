@@ -41,7 +41,7 @@ typecheck: install-dev
 
 # Three workers on two cores: much of the suite waits on subprocesses and services (11.5 min here, 13 with two).
 unit: install-dev bytecode
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 3 --dist worksteal
 
 test: lint typecheck unit
 

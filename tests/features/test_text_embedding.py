@@ -21,10 +21,12 @@ from mediamesh.features.models import (
     text_width,
 )
 from mediamesh.features.spec import spec_of
+from mediamesh.features.title import title_embedding
 from mediamesh.features.values import (
     Cue,
     ShotEmbeddings,
     TimedText,
+    TitleMetadata,
 )
 from tests.features.embeddings import assert_unit_rows, assert_value
 from tests.models import TinyModels
@@ -109,6 +111,22 @@ def test_a_title_without_text_gets_its_zeros_without_the_model(
         text_embedding(timed(["hello"]))
 
 
+def test_a_title_without_metadata_gets_its_title_embedding_zeros_without_the_model(
+    tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    loaded = title_embedding(TitleMetadata(title="Big Buck Bunny"))
+    assert loaded.meta["present"] is True and loaded.data.any()
+    monkeypatch.setenv("MEDIAMESH_TEXT_MODEL", str(_without_weights(tiny_encoders.minilm, tmp_path / "minilm")))
+    ref = resolve_model("text")
+    value = title_embedding(TitleMetadata())
+    assert (value.data.shape, value.data.dtype, value.data.any()) == ((384,), np.float32, False)
+    expected = {**loaded.meta, "model": str(tmp_path / "minilm"), "fingerprint": ref.fingerprint, "present": False}
+    del expected["text"]
+    assert value.meta == expected
+    with pytest.raises(ModelUnavailableError, match="cannot load model"):
+        title_embedding(TitleMetadata(title="Big Buck Bunny"))
+
+
 def test_the_width_read_from_the_files_is_the_loaded_models(
     tiny_encoders: TinyModels, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -136,14 +154,16 @@ def test_encoders_without_input_import_no_model_library(tiny_models: TinyModels,
 import sys
 from pathlib import Path
 from mediamesh.features.encoders import audio_embedding, text_embedding
-from mediamesh.features.values import DedupMap, EncodedMedia, ShotTable, TimedText
+from mediamesh.features.title import title_embedding
+from mediamesh.features.values import DedupMap, EncodedMedia, ShotTable, TimedText, TitleMetadata
 encode = EncodedMedia(path=Path("gone.mp4"), width=64, height=36, fps=24.0, frame_count=48, duration=2.0,
                       has_audio=False)
 table = ShotTable.from_frames(24.0, [(0, 24), (24, 48)])
 audio = audio_embedding(encode, table, DedupMap((0, 1), method="test"))
 text = text_embedding(TimedText(cues=(), per_shot=((), ()), origin="none"))
-print(audio.data.shape, text.data.shape, sorted(m for m in ("torch", "transformers", "sentence_transformers")
-                                               if m in sys.modules))
+title = title_embedding(TitleMetadata())
+loaded = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)
+print(audio.data.shape, text.data.shape, title.data.shape, loaded)
 """
     env = {
         **os.environ,
@@ -156,7 +176,7 @@ print(audio.data.shape, text.data.shape, sorted(m for m in ("torch", "transforme
     }
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[0] == "(2, 32) (2, 384) []"
+    assert done.stdout.split("\n")[0] == "(2, 32) (2, 384) (384,) []"
 
 
 def test_text_in_the_lite_set_is_still_minilm(lite_encoders: TinyModels) -> None:
