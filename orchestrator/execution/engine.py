@@ -1,4 +1,5 @@
-"""Running a plan: a Prefect flow per trigger, whose tasks are *stages* of the missing values.
+"""Running a plan: a Prefect flow per trigger, whose tasks are *stages* of the missing values (inside a flow run
+already, a pool worker's, the stages are that run's tasks).
 
 A :class:`Schedule` hands out only values whose inputs are done, so no thread ever waits on another task's
 result: a stage is some ready values (a GPU feature's, all at once, so that their frames share forward passes;
@@ -250,6 +251,7 @@ class _Runner:
         self.roots = plan.roots
         from prefect import flow, task
         from prefect.cache_policies import NO_CACHE
+        from prefect.context import FlowRunContext
         from prefect.task_runners import ThreadPoolTaskRunner
 
         self.slots = max_workers or os.cpu_count() or 2
@@ -258,15 +260,6 @@ class _Runner:
             self.compute_stages, name="compute-stage", cache_policy=NO_CACHE, persist_result=False, retries=0
         )
 
-        runner: Any = ThreadPoolTaskRunner(max_workers=self.slots)
-
-        @flow(
-            name="mediamesh-run",
-            flow_run_name=f"{trigger}-{self.run_id[:8]}",
-            task_runner=runner,
-            persist_result=False,
-            log_prints=False,
-        )
         def mediamesh_run() -> dict[str, tuple[str, Exception | None]]:
             while True:
                 with self.cond:
@@ -291,8 +284,19 @@ class _Runner:
         self.schedule = Schedule(plan.missing)
         self.pending = self.schedule.pending
         try:
-            with _run_settings(api_url):
+            if FlowRunContext.get() is not None:
+                # Already inside a flow run (a pool worker's compute_values): the stages are its tasks. A run of
+                # its own inside it would cost its creation, its states and its threads, about a second a run.
                 return mediamesh_run()
+            runner: Any = ThreadPoolTaskRunner(max_workers=self.slots)
+            with _run_settings(api_url):
+                return flow(
+                    name="mediamesh-run",
+                    flow_run_name=f"{trigger}-{self.run_id[:8]}",
+                    task_runner=runner,
+                    persist_result=False,
+                    log_prints=False,
+                )(mediamesh_run)()
         finally:
             for path in self.expected:
                 shared_frames.forget(path)

@@ -438,10 +438,12 @@ class _WarmProcess:
     @staticmethod
     def _execute(flow_run_id: UUID, api_url: str, run_log: logging.LoggerAdapter[Any]) -> int:
         from prefect.flow_engine import load_flow_run, run_flow
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        # A new thread starts with Prefect's settings from import time; the worker's API is this one.
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        # A new thread starts with Prefect's settings from import time; the worker's API is this one. No flow
+        # heartbeat, as in engine._run_settings: a dead run's claims free its values, and Prefect 3.8 makes each
+        # run wait for its heartbeat thread's next one-second tick as it ends.
+        with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             try:
                 run_flow(compute_values, flow_run=load_flow_run(flow_run_id), return_type="state")
             except BaseException:  # SystemExit from feature code included: the worker goes on serving

@@ -155,6 +155,9 @@ def _stop(folder: Path, pid: int) -> None:
     (folder / "server.json").unlink(missing_ok=True)
 
 
+_IDLE_SERVICES = ("SCHEDULER", "LATE_RUNS", "PAUSE_EXPIRATIONS", "TRIGGERS", "REPOSSESSOR")
+
+
 def _start(folder: Path) -> str:
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -166,6 +169,10 @@ def _start(folder: Path) -> str:
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        # Loops mediamesh has no use for, which share the cores with the work: deployment schedules (its runs are
+        # made on demand), marking scheduled runs late (workers take those too), pause expirations, automations
+        # and concurrency-lease reclaiming. Task runs, events, workers' liveness and cancellation stay.
+        **{f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _IDLE_SERVICES},
         "TMPDIR": str(folder / "tmp"),
     }
     env.pop("PREFECT_API_URL", None)
