@@ -43,7 +43,7 @@ from mediamesh.store import NewValue, Store
 from mediamesh.store.codecs import payload_kind_of, type_name
 from mediamesh.store.gateway import FeatureVersion
 
-__all__ = ["AssetReport", "Progress", "RunReport", "Schedule", "execute", "new_value", "worker_id"]
+__all__ = ["AssetReport", "Progress", "RunReport", "Schedule", "execute", "new_value", "run_settings", "worker_id"]
 
 COMPUTED, REUSED, FAILED, SKIPPED = "computed", "reused", "failed", "skipped"
 
@@ -289,7 +289,7 @@ class _Runner:
                 # its own inside it would cost its creation, its states and its threads, about a second a run.
                 return mediamesh_run()
             runner: Any = ThreadPoolTaskRunner(max_workers=self.slots)
-            with _run_settings(api_url):
+            with run_settings(api_url):
                 return flow(
                     name="mediamesh-run",
                     flow_run_name=f"{trigger}-{self.run_id[:8]}",
@@ -499,7 +499,7 @@ _settings_lock = threading.Lock()
 
 
 @contextmanager
-def _run_settings(api_url: str | None) -> Iterator[None]:
+def run_settings(api_url: str | None) -> Iterator[None]:
     """Prefect's settings for a run: no flow heartbeat (a dead run's claims free its values, and Prefect 3.8
     makes every flow wait for its heartbeat thread's next one-second tick as it ends), and ``api_url``.
 

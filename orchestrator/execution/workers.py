@@ -57,7 +57,7 @@ from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, Proc
 from mediamesh.features import Registry
 from mediamesh.features.errors import MediameshError, UnavailableError
 from mediamesh.orchestrator.execution.dispatch import POOLS, Pool, PoolSettings, held_back, runnable, stage_plan
-from mediamesh.orchestrator.execution.engine import execute
+from mediamesh.orchestrator.execution.engine import execute, run_settings
 from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.execution.plugins import configured_registry
 from mediamesh.orchestrator.mesh import Mesh
@@ -438,12 +438,10 @@ class _WarmProcess:
     @staticmethod
     def _execute(flow_run_id: UUID, api_url: str, run_log: logging.LoggerAdapter[Any]) -> int:
         from prefect.flow_engine import load_flow_run, run_flow
-        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        # A new thread starts with Prefect's settings from import time; the worker's API is this one. No flow
-        # heartbeat, as in engine._run_settings: a dead run's claims free its values, and Prefect 3.8 makes each
-        # run wait for its heartbeat thread's next one-second tick as it ends.
-        with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        # A new thread starts with Prefect's settings from import time: the worker's API instead, and no flow
+        # heartbeat, as for every run of the engine (derived once, not on every run).
+        with run_settings(api_url):
             try:
                 run_flow(compute_values, flow_run=load_flow_run(flow_run_id), return_type="state")
             except BaseException:  # SystemExit from feature code included: the worker goes on serving
