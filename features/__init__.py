@@ -3,55 +3,62 @@
 Nothing here imports Prefect, SQLAlchemy or an object-store SDK: a feature is tested by calling it.
 """
 
-from mediamesh.features.errors import (
-    AmbiguousError,
-    BackendUnavailableError,
-    CorruptError,
-    CycleError,
-    DefinitionError,
-    DuplicateFeatureError,
-    ExecutionError,
-    InputFileError,
-    InputTypeError,
-    MediaError,
-    MediameshError,
-    NotFoundError,
-    TransientError,
-    UnavailableError,
-    UnknownFeatureError,
-    UnknownInputError,
-)
-from mediamesh.features.registry import Registry
-from mediamesh.features.spec import (
-    MEDIAFM,
-    ROOT_INPUTS,
-    SOURCE,
-    SUBTITLES,
-    TITLE,
-    FeatureSpec,
-    Input,
-    code_fingerprint,
-    feature,
-    spec_of,
-)
-from mediamesh.features.values import (
-    ArrayValue,
-    Cue,
-    DedupMap,
-    EncodedMedia,
-    FileValue,
-    JsonValue,
-    MediaFMCheckpoint,
-    Shot,
-    ShotEmbeddings,
-    ShotTable,
-    SourceMedia,
-    Subtitles,
-    SubtitleTrack,
-    TimedText,
-    TitleEmbedding,
-    TitleMetadata,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mediamesh.features.lazy import exports
+
+if TYPE_CHECKING:
+    from mediamesh.features.errors import (
+        AmbiguousError,
+        BackendUnavailableError,
+        CorruptError,
+        CycleError,
+        DefinitionError,
+        DuplicateFeatureError,
+        ExecutionError,
+        InputFileError,
+        InputTypeError,
+        MediaError,
+        MediameshError,
+        NotFoundError,
+        TransientError,
+        UnavailableError,
+        UnknownFeatureError,
+        UnknownInputError,
+    )
+    from mediamesh.features.registry import Registry
+    from mediamesh.features.spec import (
+        MEDIAFM,
+        ROOT_INPUTS,
+        SOURCE,
+        SUBTITLES,
+        TITLE,
+        FeatureSpec,
+        Input,
+        code_fingerprint,
+        feature,
+        spec_of,
+    )
+    from mediamesh.features.values import (
+        ArrayValue,
+        Cue,
+        DedupMap,
+        EncodedMedia,
+        FileValue,
+        JsonValue,
+        MediaFMCheckpoint,
+        Shot,
+        ShotEmbeddings,
+        ShotTable,
+        SourceMedia,
+        Subtitles,
+        SubtitleTrack,
+        TimedText,
+        TitleEmbedding,
+        TitleMetadata,
+    )
 
 __all__ = [
     "MEDIAFM",
@@ -100,6 +107,59 @@ __all__ = [
     "spec_of",
 ]
 
+_EXPORTS = {
+    "mediamesh.features.errors": (
+        "AmbiguousError",
+        "BackendUnavailableError",
+        "CorruptError",
+        "CycleError",
+        "DefinitionError",
+        "DuplicateFeatureError",
+        "ExecutionError",
+        "InputFileError",
+        "InputTypeError",
+        "MediaError",
+        "MediameshError",
+        "NotFoundError",
+        "TransientError",
+        "UnavailableError",
+        "UnknownFeatureError",
+        "UnknownInputError",
+    ),
+    "mediamesh.features.registry": ("Registry",),
+    "mediamesh.features.spec": (
+        "MEDIAFM",
+        "ROOT_INPUTS",
+        "SOURCE",
+        "SUBTITLES",
+        "TITLE",
+        "FeatureSpec",
+        "Input",
+        "code_fingerprint",
+        "feature",
+        "spec_of",
+    ),
+    "mediamesh.features.values": (
+        "ArrayValue",
+        "Cue",
+        "DedupMap",
+        "EncodedMedia",
+        "FileValue",
+        "JsonValue",
+        "MediaFMCheckpoint",
+        "Shot",
+        "ShotEmbeddings",
+        "ShotTable",
+        "SourceMedia",
+        "Subtitles",
+        "SubtitleTrack",
+        "TimedText",
+        "TitleEmbedding",
+        "TitleMetadata",
+    ),
+}
+__getattr__ = exports(__name__, _EXPORTS)
+
 
 def default_registry() -> Registry:
     """The built-in media features: the MediaFM input pipeline, the contextual shot embedding, match
@@ -116,6 +176,7 @@ def default_registry() -> Registry:
         timed_text,
         title,
     )
+    from mediamesh.features.registry import Registry
 
     return Registry.from_modules(
         encode, shots, dedup, timed_text, encoders, fused, title, contextual, matchcut, thumbnails

@@ -7,7 +7,16 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["KeyPrefix", "attachment_set_key", "value_key"]
+__all__ = ["MEDIAFM", "SOURCE", "SUBTITLES", "TITLE", "KeyPrefix", "attachment_set_key", "value_key"]
+
+#: The reserved input name of the ingested media itself, the root of every feature graph.
+SOURCE = "source"
+#: The reserved input name of the subtitle files attached to an asset at ingest (often none).
+SUBTITLES = "subtitles"
+#: The reserved input name of the title's metadata (title, synopsis, tags), given at ingest.
+TITLE = "title"
+#: The reserved input name of the promoted MediaFM checkpoint (the same for every asset).
+MEDIAFM = "mediafm"
 
 
 def value_key(

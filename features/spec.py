@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from mediamesh.features.errors import DefinitionError
+from mediamesh.features.identity import MEDIAFM, SOURCE, SUBTITLES, TITLE
 from mediamesh.features.values import MediaFMCheckpoint, SourceMedia, Subtitles, TitleMetadata
 
 __all__ = [
@@ -33,15 +34,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 Resources = Literal["cpu", "gpu"]
-
-#: The reserved input name of the ingested media itself, the root of every feature graph.
-SOURCE = "source"
-#: The reserved input name of the subtitle files attached to an asset at ingest (often none).
-SUBTITLES = "subtitles"
-#: The reserved input name of the title's metadata (title, synopsis, tags), given at ingest.
-TITLE = "title"
-#: The reserved input name of the promoted MediaFM checkpoint (the same for every asset).
-MEDIAFM = "mediafm"
 
 #: Inputs that no feature produces: they come with the asset at ingest. Name -> type.
 ROOT_INPUTS: Mapping[str, type] = types.MappingProxyType(

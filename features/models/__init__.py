@@ -22,37 +22,46 @@ encoders run), :mod:`.preprocessing` (CLIP image pre-processing), :mod:`.widths`
 are, from its files) and :mod:`.loaders` (loading, once per process).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mediamesh.features.lazy import exports
+
+# Eager, for its name is also its module's: importing the module later would otherwise leave the module here.
 from mediamesh.features.models.device import device
-from mediamesh.features.models.fingerprints import directory_fingerprint
-from mediamesh.features.models.loaders import (
-    AudioModel,
-    ImageModel,
-    load_audio_model,
-    load_image_model,
-    load_text_model,
-    text_dimension,
-)
-from mediamesh.features.models.preprocessing import ImagePreprocessing
-from mediamesh.features.models.resolution import (
-    ModelRef,
-    ModelUnavailableError,
-    encoder_summary,
-    model_fingerprint,
-    pretrained_available,
-    resolve_model,
-)
-from mediamesh.features.models.settings import (
-    DEFAULT_AUDIO_MODEL,
-    DEFAULT_VIDEO_MODEL,
-    FALLBACK_TEXT_MODEL,
-    ROLES,
-    EncoderSettings,
-    Kind,
-    Role,
-    batch_size,
-    encoder_settings,
-)
-from mediamesh.features.models.widths import audio_width, text_width
+
+if TYPE_CHECKING:
+    from mediamesh.features.models.fingerprints import directory_fingerprint
+    from mediamesh.features.models.loaders import (
+        AudioModel,
+        ImageModel,
+        load_audio_model,
+        load_image_model,
+        load_text_model,
+        text_dimension,
+    )
+    from mediamesh.features.models.preprocessing import ImagePreprocessing
+    from mediamesh.features.models.resolution import (
+        ModelRef,
+        ModelUnavailableError,
+        encoder_summary,
+        model_fingerprint,
+        pretrained_available,
+        resolve_model,
+    )
+    from mediamesh.features.models.settings import (
+        DEFAULT_AUDIO_MODEL,
+        DEFAULT_VIDEO_MODEL,
+        FALLBACK_TEXT_MODEL,
+        ROLES,
+        EncoderSettings,
+        Kind,
+        Role,
+        batch_size,
+        encoder_settings,
+    )
+    from mediamesh.features.models.widths import audio_width, text_width
 
 __all__ = [
     "DEFAULT_AUDIO_MODEL",
@@ -82,3 +91,40 @@ __all__ = [
     "text_dimension",
     "text_width",
 ]
+
+# Imported on first use: a directory's fingerprint is read without NumPy or the loaders.
+__getattr__ = exports(
+    __name__,
+    {
+        "mediamesh.features.models.fingerprints": ("directory_fingerprint",),
+        "mediamesh.features.models.loaders": (
+            "AudioModel",
+            "ImageModel",
+            "load_audio_model",
+            "load_image_model",
+            "load_text_model",
+            "text_dimension",
+        ),
+        "mediamesh.features.models.preprocessing": ("ImagePreprocessing",),
+        "mediamesh.features.models.resolution": (
+            "ModelRef",
+            "ModelUnavailableError",
+            "encoder_summary",
+            "model_fingerprint",
+            "pretrained_available",
+            "resolve_model",
+        ),
+        "mediamesh.features.models.settings": (
+            "DEFAULT_AUDIO_MODEL",
+            "DEFAULT_VIDEO_MODEL",
+            "FALLBACK_TEXT_MODEL",
+            "ROLES",
+            "EncoderSettings",
+            "Kind",
+            "Role",
+            "batch_size",
+            "encoder_settings",
+        ),
+        "mediamesh.features.models.widths": ("audio_width", "text_width"),
+    },
+)

@@ -16,10 +16,20 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FINGERPRINT_CACHE", "directory_fingerprint"]
+__all__ = [
+    "FINGERPRINT_CACHE",
+    "Fingerprinted",
+    "directory_fingerprint",
+    "file_fingerprint",
+    "listed_files",
+    "recording",
+]
 
 # What a model's outputs depend on: its weights, and the configuration of the model, its tokenizer,
 # pre-processing and pooling (``1_Pooling/config.json`` of a sentence-transformer, say).
@@ -33,8 +43,64 @@ _SETTLED_NS = 3_000_000_000
 
 Files = tuple[tuple[str, int, int], ...]
 
+#: A directory fingerprinted while :func:`recording`: its path, its files as they were, the fingerprint, and
+#: whether every file had settled (a fingerprint over a file still changing may not hold).
+Fingerprinted = tuple[str, Files, str, bool]
+
 _lock = threading.Lock()
 _fingerprints: dict[tuple[str, Files], str] = {}
+_recorded: ContextVar[list[Fingerprinted] | None] = ContextVar("mediamesh_fingerprints_recorded", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[Fingerprinted]]:
+    """Every directory fingerprinted inside the block, in order: what a fingerprint computed there depends on."""
+    seen: list[Fingerprinted] = []
+    token = _recorded.set(seen)
+    try:
+        yield seen
+    finally:
+        _recorded.reset(token)
+
+
+def listed_files(path: Path) -> Files:
+    """The (relative name, size, mtime_ns) of each file the fingerprint of ``path`` covers, in sorted order:
+    a directory's weight and configuration files, or a single file itself."""
+    if path.is_file():
+        st = path.stat()
+        return ((path.name, st.st_size, st.st_mtime_ns),)
+    return tuple((name, st.st_size, st.st_mtime_ns) for name, p in _listing(path) for st in [p.stat()])
+
+
+def file_fingerprint(path: Path) -> str:
+    """SHA-256 of one file's bytes (a checkpoint shipped as a single file), cached and recorded as a
+    directory's fingerprint is: by its size and mtime, in-process and in the home."""
+    stats = listed_files(path)
+    key = (str(path), stats)
+    with _lock:
+        cached = _fingerprints.get(key)
+    if cached is None:
+        cached = _stored(*key)
+    if cached is not None:
+        with _lock:
+            _fingerprints[key] = cached
+        _record(key, cached, settled=True)
+        return cached
+    started = time.time_ns()
+    with path.open("rb") as f:
+        fingerprint = hashlib.file_digest(f, "sha256").hexdigest()
+    _keep(key, fingerprint, settled=all(mtime < started - _SETTLED_NS for _, _, mtime in stats))
+    return fingerprint
+
+
+def _listing(path: Path) -> list[tuple[str, Path]]:
+    return sorted(
+        (p.relative_to(path).as_posix(), p)
+        for p in path.rglob("*")
+        if p.suffix in _FINGERPRINTED_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
 
 
 def directory_fingerprint(path: Path) -> str:
@@ -43,13 +109,7 @@ def directory_fingerprint(path: Path) -> str:
     Cached by every file's (name, size, mtime_ns), in-process and in the home: the files are listed and
     stat'ed each time, and hashed only when one of them changed.
     """
-    files = sorted(
-        (p.relative_to(path).as_posix(), p)
-        for p in path.rglob("*")
-        if p.suffix in _FINGERPRINTED_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )
+    files = _listing(path)
     stats: Files = tuple((name, st.st_size, st.st_mtime_ns) for name, p in files for st in [p.stat()])
     key = (str(path), stats)
     with _lock:
@@ -59,6 +119,7 @@ def directory_fingerprint(path: Path) -> str:
     if cached is not None:
         with _lock:
             _fingerprints[key] = cached
+        _record(key, cached, settled=True)
         return cached
     started = time.time_ns()
     digest = hashlib.sha256()
@@ -67,11 +128,23 @@ def directory_fingerprint(path: Path) -> str:
             file_digest = hashlib.file_digest(f, "sha256").hexdigest()
         digest.update(f"{name}\0{file_digest}\n".encode())
     fingerprint = digest.hexdigest()
-    if all(mtime < started - _SETTLED_NS for _, _, mtime in stats):
+    _keep(key, fingerprint, settled=all(mtime < started - _SETTLED_NS for _, _, mtime in stats))
+    return fingerprint
+
+
+def _keep(key: tuple[str, Files], fingerprint: str, *, settled: bool) -> None:
+    """Keep a fingerprint just computed, in-process and in the home, if every file it covers had settled."""
+    if settled:
         with _lock:
             _fingerprints[key] = fingerprint
         _store(*key, fingerprint)
-    return fingerprint
+    _record(key, fingerprint, settled=settled)
+
+
+def _record(key: tuple[str, Files], fingerprint: str, *, settled: bool) -> None:
+    seen = _recorded.get()
+    if seen is not None:
+        seen.append((*key, fingerprint, settled))
 
 
 def _cache_file() -> Path | None:

@@ -19,7 +19,7 @@ from mediamesh.features.registry import Registry
 from mediamesh.features.spec import MEDIAFM, ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, FeatureSpec
 from mediamesh.store import Store
 
-__all__ = ["MEDIA_GATE", "Plan", "PlannedValue", "RootInput", "plan", "root_inputs"]
+__all__ = ["MEDIA_GATE", "Plan", "PlannedValue", "RootInput", "plan", "planning_order", "root_inputs"]
 
 #: The feature every other feature of an asset is computed after: it fails for media that is not a video.
 MEDIA_GATE = "encode"
@@ -90,12 +90,8 @@ class Plan:
 
 def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Iterable[str] | None = None) -> Plan:
     """Plan the ``targets`` (default: every feature) for ``assets``; one query finds what is stored."""
-    order = registry.closure(targets) if targets is not None else registry.order
+    order, gated = planning_order(registry, targets)
     wanted = set(targets) if targets is not None else set(order)
-    gated = _gated(registry, order)
-    if gated:  # the gate and what it reads come first, so that gated values follow it in any order
-        first = registry.closure([MEDIA_GATE])
-        order = (*first, *(n for n in order if n not in first))
     models = {name: registry[name].model_fingerprint() for name in order}
     specs = [(name, registry[name], registry[name].input_names) for name in order]
     prefixes = {name: KeyPrefix(spec.name, spec.version, spec.params, models[name]) for name, spec, _ in specs}
@@ -115,6 +111,17 @@ def plan(store: Store, registry: Registry, assets: Sequence[str], targets: Itera
     stored = frozenset(store.stored_keys(v.key for v in values))
     missing = _needed(values, stored, wanted)
     return Plan(tuple(values), stored, missing, tuple(sorted(wanted)), attached)
+
+
+def planning_order(registry: Registry, targets: Iterable[str] | None = None) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The features a plan of ``targets`` (default: every feature) has per asset, in the order it keys them, and
+    those of them that wait for the media gate without reading it."""
+    order = registry.closure(targets) if targets is not None else registry.order
+    gated = _gated(registry, order)
+    if gated:  # the gate and what it reads come first, so that gated values follow it in any order
+        first = registry.closure([MEDIA_GATE])
+        order = (*first, *(n for n in order if n not in first))
+    return order, gated
 
 
 def root_inputs(store: Store, assets: Sequence[str], roots: Iterable[str]) -> dict[tuple[str, str], RootInput]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,11 +14,14 @@ from rich.table import Table
 
 from mediamesh.features.models import encoder_summary
 from mediamesh.features.values import ArrayValue
+from mediamesh.orchestrator.execution import manifest
 from mediamesh.orchestrator.interfaces import reads
 from mediamesh.orchestrator.interfaces.cli.console import ASSET_HELP, err, out
+from mediamesh.orchestrator.interfaces.cli.quick import print_states
 from mediamesh.orchestrator.mesh import Mesh
 from mediamesh.orchestrator.services.prefect_server import server_state
 from mediamesh.store import StoreSettings, ValueRecord
+from mediamesh.store.database import head_revision
 
 __all__ = ["features", "info", "read", "status"]
 
@@ -34,23 +36,8 @@ def status(
     with Mesh.open() as mesh:
         asset_id, states = mesh.status(mesh.store.resolve_local_asset(asset))
         names = mesh.store.asset(asset_id).names
-    if as_json:
-        features = [{**asdict(s), "at": s.at.isoformat() if s.at else None} for s in states]
-        out.print_json(json.dumps({"asset": asset_id, "names": list(names), "features": features}))
-        return
-    out.print(f"asset [bold]{asset_id}[/bold]  {', '.join(names)}", highlight=False)
-    table = Table("feature@version", "state", "seconds", "worker", "at", "detail")
-    colours = {"stored": "green", "running": "yellow", "failed": "red", "waiting": "cyan", "missing": "dim"}
-    for s in states:
-        table.add_row(
-            f"{s.feature}@{s.version}",
-            f"[{colours[s.state]}]{s.state}[/]",
-            f"{s.duration_s:.2f}" if s.duration_s is not None else "",
-            s.worker or "",
-            s.at.strftime("%Y-%m-%d %H:%M:%S") if s.at else "",
-            s.detail,
-        )
-    out.print(table)
+        manifest.refresh(mesh.home, mesh.registry, head_revision())  # for the next call's catalogue read
+    print_states(asset_id, names, states, as_json=as_json)
 
 
 def read(
@@ -70,6 +57,7 @@ def read(
     with Mesh.open() as mesh:
         asset_id = mesh.store.resolve_local_asset(asset)
         record, _current = reads.find(mesh.store, mesh.registry, asset_id, feature, version)
+        manifest.refresh(mesh.home, mesh.registry, head_revision())  # for the next call's catalogue read
         if to is not None and record.payload_kind == "file":
             _copy_verified(mesh, record, to)
             err.print(f"wrote {record.ref} of {record.asset_id[:12]} to {to}")
