@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -75,22 +75,12 @@ def listed_files(path: Path) -> Files:
 def file_fingerprint(path: Path) -> str:
     """SHA-256 of one file's bytes (a checkpoint shipped as a single file), cached and recorded as a
     directory's fingerprint is: by its size and mtime, in-process and in the home."""
-    stats = listed_files(path)
-    key = (str(path), stats)
-    with _lock:
-        cached = _fingerprints.get(key)
-    if cached is None:
-        cached = _stored(*key)
-    if cached is not None:
-        with _lock:
-            _fingerprints[key] = cached
-        _record(key, cached, settled=True)
-        return cached
-    started = time.time_ns()
-    with path.open("rb") as f:
-        fingerprint = hashlib.file_digest(f, "sha256").hexdigest()
-    _keep(key, fingerprint, settled=all(mtime < started - _SETTLED_NS for _, _, mtime in stats))
-    return fingerprint
+
+    def digest() -> str:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    return _fingerprint((str(path), listed_files(path)), digest)
 
 
 def _listing(path: Path) -> list[tuple[str, Path]]:
@@ -111,7 +101,21 @@ def directory_fingerprint(path: Path) -> str:
     """
     files = _listing(path)
     stats: Files = tuple((name, st.st_size, st.st_mtime_ns) for name, p in files for st in [p.stat()])
-    key = (str(path), stats)
+
+    def digest() -> str:
+        combined = hashlib.sha256()
+        for name, p in files:
+            with p.open("rb") as f:
+                file_digest = hashlib.file_digest(f, "sha256").hexdigest()
+            combined.update(f"{name}\0{file_digest}\n".encode())
+        return combined.hexdigest()
+
+    return _fingerprint((str(path), stats), digest)
+
+
+def _fingerprint(key: tuple[str, Files], compute: Callable[[], str]) -> str:
+    """The fingerprint kept for ``key`` (path, files), in-process or in the home; else ``compute()``'s, kept
+    if every file it covers had settled. Recorded either way, for :func:`recording`."""
     with _lock:
         cached = _fingerprints.get(key)
     if cached is None:
@@ -122,23 +126,14 @@ def directory_fingerprint(path: Path) -> str:
         _record(key, cached, settled=True)
         return cached
     started = time.time_ns()
-    digest = hashlib.sha256()
-    for name, p in files:
-        with p.open("rb") as f:
-            file_digest = hashlib.file_digest(f, "sha256").hexdigest()
-        digest.update(f"{name}\0{file_digest}\n".encode())
-    fingerprint = digest.hexdigest()
-    _keep(key, fingerprint, settled=all(mtime < started - _SETTLED_NS for _, _, mtime in stats))
-    return fingerprint
-
-
-def _keep(key: tuple[str, Files], fingerprint: str, *, settled: bool) -> None:
-    """Keep a fingerprint just computed, in-process and in the home, if every file it covers had settled."""
+    fingerprint = compute()
+    settled = all(mtime < started - _SETTLED_NS for _, _, mtime in key[1])
     if settled:
         with _lock:
             _fingerprints[key] = fingerprint
         _store(*key, fingerprint)
     _record(key, fingerprint, settled=settled)
+    return fingerprint
 
 
 def _record(key: tuple[str, Files], fingerprint: str, *, settled: bool) -> None:
