@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import Future
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -123,30 +124,101 @@ def submit_stages(
     ]
     if not wanted:
         return []
+    window = int(time.time() // settings.dispatch_window_s)
+    keyed = [(asset, pool, todo, f"{pool}:{asset}:{_digest(todo)}:{window}") for asset, pool, todo in wanted]
+    api_url = _api_url(mesh)
+    mine, answers = _flights.join(api_url, [key for *_, key in keyed])
+    if mine:
+        try:
+            _create_runs(api_url, settings, trigger, [k for k in keyed if k[3] in mine])
+        except BaseException as exc:
+            _flights.fail(api_url, mine, exc)
+            raise
+    return [Submitted(asset, pool, len(todo), answers[key].result()) for asset, pool, todo, key in keyed]
+
+
+def _api_url(mesh: Mesh) -> str:
+    try:
+        return prefect_api_url(mesh.home)
+    except MediameshError:
+        raise
+    except Exception as exc:
+        raise PoolError(f"cannot reach the Prefect API: {type(exc).__name__}: {exc}") from exc
+
+
+def _create_runs(api_url: str, settings: PoolSettings, trigger: str, keyed: list[tuple[str, Pool, Any, str]]) -> None:
+    """One flow run per (asset, pool) stage, under its idempotency key; each answer goes to ``_flights``."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    window = int(time.time() // settings.dispatch_window_s)
-    submitted: list[Submitted] = []
     try:
-        api_url = prefect_api_url(mesh.home)
         with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
             deployments = ensure_deployments(client, settings)
-            for asset, pool, todo in wanted:
-                digest = hashlib.sha256("\n".join(v.key for v in todo).encode()).hexdigest()[:16]
+            for asset, pool, todo, key in keyed:
                 run = client.create_flow_run_from_deployment(
                     deployments[pool],
                     parameters={"asset": asset, "pool": pool, "trigger": trigger},
-                    name=f"{pool}-{asset[:12]}-{digest[:6]}",
+                    name=f"{pool}-{asset[:12]}-{_digest(todo)[:6]}",
                     tags=[f"asset:{asset[:12]}", f"pool:{pool}", trigger],
-                    idempotency_key=f"{pool}:{asset}:{digest}:{window}",
+                    idempotency_key=key,
                 )
-                submitted.append(Submitted(asset, pool, len(todo), str(run.id)))
+                _flights.answer(api_url, key, str(run.id))
     except MediameshError:
         raise
     except Exception as exc:  # httpx and Prefect errors alike: the API could not take the work
         raise PoolError(f"cannot submit work to the Prefect API: {type(exc).__name__}: {exc}") from exc
-    return submitted
+
+
+def _digest(todo: Any) -> str:
+    """What a stage is: the keys of the values it computes."""
+    return hashlib.sha256("\n".join(v.key for v in todo).encode()).hexdigest()[:16]
+
+
+class _Flights:
+    """Submissions in this process, by Prefect API and idempotency key. The first asks Prefect; the same key
+    at the same time (fifty duplicate events at once) waits for that answer instead of asking again, and a key
+    already answered is answered from here, as Prefect would answer it: the same flow run. A failed submission
+    is forgotten, so the next one asks again. The newest answers are kept (each key names its dispatch window).
+    """
+
+    KEEP = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[tuple[str, str], Future[str]] = {}
+
+    def join(self, api: str, keys: list[str]) -> tuple[set[str], dict[str, Future[str]]]:
+        """The keys this caller must submit itself, and the future of every key's flow run id."""
+        mine: set[str] = set()
+        futures: dict[str, Future[str]] = {}
+        with self._lock:
+            for key in keys:
+                future = self._futures.get((api, key))
+                if future is None:
+                    future = self._futures[(api, key)] = Future()
+                    mine.add(key)
+                futures[key] = future
+            while len(self._futures) > self.KEEP:
+                self._futures.pop(next(iter(self._futures)))
+        return mine, futures
+
+    def answer(self, api: str, key: str, flow_run_id: str) -> None:
+        with self._lock:
+            future = self._futures.get((api, key))
+        if future is not None and not future.done():
+            future.set_result(flow_run_id)
+
+    def fail(self, api: str, keys: set[str], exc: BaseException) -> None:
+        with self._lock:
+            failed = [f for k in keys if (f := self._futures.get((api, k))) is not None and not f.done()]
+            for key in keys:
+                if (f := self._futures.get((api, key))) is not None and f in failed:
+                    del self._futures[(api, key)]
+        for future in failed:
+            future.set_exception(exc)
+
+
+_flights = _Flights()
 
 
 _ensured: dict[tuple[str, str, str], dict[Pool, Any]] = {}
