@@ -43,7 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     own = config.stash.get(_OWN_BASETEMP, None)
     if own is not None:
+        stop_prefect_server(_shared_prefect_home(Path(own)))  # the workers' shared server, if one started
         shutil.rmtree(own, ignore_errors=True)
+
+
+def _shared_prefect_home(basetemp: Path) -> Path:
+    return basetemp / "prefect-home"
 
 
 _OWN_BASETEMP = pytest.StashKey[str]()
@@ -114,9 +119,15 @@ def local_store(database_url: str, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server for the session, started the way mediamesh starts its own; PREFECT_API_URL points at it."""
-    home = tmp_path_factory.mktemp("prefect-home")
+def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prefect server for the session, started the way mediamesh starts its own; PREFECT_API_URL points at it.
+
+    pytest-xdist's workers share one, in the controller's base temp folder (a server's start-up and idle loops
+    cost tens of CPU seconds): the first worker to ask starts it, ``prefect_api_url`` holding a file lock, and
+    the controller stops it at the end (``pytest_unconfigure``). Tests keep apart on it by their own pool names.
+    """
+    shared = hasattr(request.config, "workerinput")
+    home = _shared_prefect_home(tmp_path_factory.getbasetemp().parent) if shared else tmp_path_factory.mktemp("prefect")
     previous = os.environ.pop("PREFECT_API_URL", None)
     url = prefect_api_url(home)
     os.environ["PREFECT_API_URL"] = url
@@ -126,7 +137,8 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         from prefect.logging.handlers import APILogHandler
 
         APILogHandler().flush()  # send buffered run logs while the server is still up
-        stop_prefect_server(home)
+        if not shared:
+            stop_prefect_server(home)
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
