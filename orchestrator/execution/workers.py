@@ -130,7 +130,7 @@ def submit_stages(
     mine, answers = _flights.join(api_url, [key for *_, key in keyed])
     if mine:
         try:
-            _create_runs(api_url, settings, trigger, [k for k in keyed if k[3] in mine])
+            _create_runs(api_url, settings, trigger, [k for k in keyed if k[3] in mine], mine)
         except BaseException as exc:
             _flights.fail(api_url, mine, exc)
             raise
@@ -146,8 +146,14 @@ def _api_url(mesh: Mesh) -> str:
         raise PoolError(f"cannot reach the Prefect API: {type(exc).__name__}: {exc}") from exc
 
 
-def _create_runs(api_url: str, settings: PoolSettings, trigger: str, keyed: list[tuple[str, Pool, Any, str]]) -> None:
-    """One flow run per (asset, pool) stage, under its idempotency key; each answer goes to ``_flights``."""
+def _create_runs(
+    api_url: str,
+    settings: PoolSettings,
+    trigger: str,
+    keyed: list[tuple[str, Pool, Any, str]],
+    answers: dict[str, Future[str]],
+) -> None:
+    """One flow run per (asset, pool) stage, under its idempotency key; each run's id is its key's answer."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -162,7 +168,7 @@ def _create_runs(api_url: str, settings: PoolSettings, trigger: str, keyed: list
                     tags=[f"asset:{asset[:12]}", f"pool:{pool}", trigger],
                     idempotency_key=key,
                 )
-                _flights.answer(api_url, key, str(run.id))
+                answers[key].set_result(str(run.id))
     except MediameshError:
         raise
     except Exception as exc:  # httpx and Prefect errors alike: the API could not take the work
@@ -187,35 +193,30 @@ class _Flights:
         self._lock = threading.Lock()
         self._futures: dict[tuple[str, str], Future[str]] = {}
 
-    def join(self, api: str, keys: list[str]) -> tuple[set[str], dict[str, Future[str]]]:
-        """The keys this caller must submit itself, and the future of every key's flow run id."""
-        mine: set[str] = set()
+    def join(self, api: str, keys: list[str]) -> tuple[dict[str, Future[str]], dict[str, Future[str]]]:
+        """The futures this caller must answer itself (keys nobody asked for yet), and every key's future."""
+        mine: dict[str, Future[str]] = {}
         futures: dict[str, Future[str]] = {}
         with self._lock:
             for key in keys:
                 future = self._futures.get((api, key))
                 if future is None:
-                    future = self._futures[(api, key)] = Future()
-                    mine.add(key)
+                    future = mine[key] = self._futures[(api, key)] = Future()
                 futures[key] = future
-            while len(self._futures) > self.KEEP:
-                self._futures.pop(next(iter(self._futures)))
+            if len(self._futures) > self.KEEP:  # the oldest answers go; a submission in flight stays
+                for old in [k for k, f in self._futures.items() if f.done()][: len(self._futures) - self.KEEP]:
+                    del self._futures[old]
         return mine, futures
 
-    def answer(self, api: str, key: str, flow_run_id: str) -> None:
+    def fail(self, api: str, mine: dict[str, Future[str]], exc: BaseException) -> None:
+        """The submission of ``mine`` failed: whoever waits on one unanswered gets ``exc``, and it is forgotten."""
         with self._lock:
-            future = self._futures.get((api, key))
-        if future is not None and not future.done():
-            future.set_result(flow_run_id)
-
-    def fail(self, api: str, keys: set[str], exc: BaseException) -> None:
-        with self._lock:
-            failed = [f for k in keys if (f := self._futures.get((api, k))) is not None and not f.done()]
-            for key in keys:
-                if (f := self._futures.get((api, key))) is not None and f in failed:
+            for key, future in mine.items():
+                if not future.done() and self._futures.get((api, key)) is future:
                     del self._futures[(api, key)]
-        for future in failed:
-            future.set_exception(exc)
+        for future in mine.values():
+            if not future.done():
+                future.set_exception(exc)
 
 
 _flights = _Flights()

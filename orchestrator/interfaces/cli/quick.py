@@ -91,7 +91,7 @@ def _parse(args: list[str]) -> _Request | None:
     """The request, if the arguments are one this path takes (and nothing else: no help, no other option)."""
     as_json = "--json" in args
     words = [a for a in args if a != "--json"]
-    if not words or any(a.startswith("-") for a in words[1:2]):
+    if not words:
         return None
     version = None
     if words[0] == "read" and len(words) == 5 and words[3] == "--version":
