@@ -9,7 +9,7 @@ the full path (``Store``): another database or object store, a server that is no
 than the one expected, an asset reference that is not a plain id, prefix or name, or a stored value it cannot
 read here.
 
-Each method answers as the ``Store`` method it names does; ``tests/store/test_catalogue.py`` checks that they
+Each method answers as the ``Store`` method it names does; ``tests/store/test_catalogue_reader.py`` checks that they
 agree, row for row, on a store that has values, failures, claims, attachments and promotions.
 """
 
