@@ -385,18 +385,6 @@ class IndexStore(StoreCore):
             ).scalar()
         if dims is None:
             return []
-        cast = f"::vector({int(dims)})"
-        sql = (
-            f"SELECT e.asset_id AS a_asset, e.shot AS a_shot, c.asset_id AS b_asset, c.shot AS b_shot, c.distance "
-            f"FROM search_vectors e CROSS JOIN LATERAL ("
-            f"  SELECT s.asset_id, s.shot, s.embedding{cast} <=> e.embedding{cast} AS distance FROM search_vectors s"
-            f"  WHERE s.index_name = :starts AND s.version = :version AND s.dims = {int(dims)}"
-            f"    AND s.model_fingerprint IS NOT DISTINCT FROM :model"
-            f"    AND s.asset_id = ANY(:assets) AND s.asset_id <> e.asset_id"
-            f"  ORDER BY s.embedding{cast} <=> e.embedding{cast} LIMIT :per_shot) c "
-            f"WHERE e.index_name = :ends AND e.version = :version AND e.dims = {int(dims)}"
-            f"  AND e.model_fingerprint IS NOT DISTINCT FROM :model AND e.asset_id = ANY(:assets)"
-        )
         params = {
             "ends": ends,
             "starts": starts,
@@ -405,13 +393,17 @@ class IndexStore(StoreCore):
             "assets": list(assets),
             "per_shot": per_shot,
         }
-        settings = SearchSettings()
         with self._begin() as conn:
-            conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(int(settings.hnsw_cross_ef_search), per_shot)}"))
-            # Every candidate is scored exactly and all are sorted after: the probes need no strict order.
-            conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            rows = conn.execute(sa.text(sql), params).all()
+            _cross_settings(conn, per_shot)
+            rows = conn.execute(sa.text(_cross_sql(int(dims))), params).all()
         return [(r.a_asset, int(r.a_shot), r.b_asset, int(r.b_shot), 1.0 - float(r.distance)) for r in rows]
+
+    def explain_cross(self, ends: str, starts: str, version: str, assets: Sequence[str], dims: int) -> str:
+        """The plan of :meth:`cross_candidates`' statement, 10 candidates a shot (for tests)."""
+        params = {"ends": ends, "starts": starts, "version": version, "model": None, "assets": list(assets)}
+        with self._begin() as conn:
+            _cross_settings(conn, 10)
+            return "\n".join(conn.execute(sa.text("EXPLAIN " + _cross_sql(dims)), {**params, "per_shot": 10}).scalars())
 
     def explain_vectors(self, index: str, version: str, dims: int) -> str:
         """The plan of a nearest-neighbour query of ``index@version`` (for tests and benchmarks)."""
@@ -568,6 +560,32 @@ class IndexStore(StoreCore):
                     ],
                 )
             self._ensure_hnsw(conn, index, version, dims)
+
+
+def _cross_sql(dims: int) -> str:
+    """Per row of ``ends``, its ``per_shot`` nearest rows of ``starts`` in the other assets, one HNSW probe each."""
+    cast = f"::vector({dims})"
+    return (
+        f"SELECT e.asset_id AS a_asset, e.shot AS a_shot, c.asset_id AS b_asset, c.shot AS b_shot, c.distance "
+        f"FROM search_vectors e CROSS JOIN LATERAL ("
+        f"  SELECT s.asset_id, s.shot, s.embedding{cast} <=> e.embedding{cast} AS distance FROM search_vectors s"
+        f"  WHERE s.index_name = :starts AND s.version = :version AND s.dims = {dims}"
+        f"    AND s.model_fingerprint IS NOT DISTINCT FROM :model"
+        f"    AND s.asset_id = ANY(:assets) AND s.asset_id <> e.asset_id"
+        f"  ORDER BY s.embedding{cast} <=> e.embedding{cast} LIMIT :per_shot) c "
+        f"WHERE e.index_name = :ends AND e.version = :version AND e.dims = {dims}"
+        f"  AND e.model_fingerprint IS NOT DISTINCT FROM :model AND e.asset_id = ANY(:assets)"
+    )
+
+
+def _cross_settings(conn: sa.Connection, per_shot: int) -> None:
+    settings = SearchSettings()
+    conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(int(settings.hnsw_cross_ef_search), per_shot)}"))
+    # Every candidate is scored exactly and all are sorted after: the probes need no strict order.
+    conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    # Each probe must walk the HNSW index: with statistics taken while the table was small (autovacuum between
+    # two bulk inserts), the planner scans a title's rows and sorts them instead, ~50x slower.
+    conn.execute(sa.text("SET LOCAL enable_sort = off"))
 
 
 def _pairs(result: Iterable[Any]) -> dict[str, int]:
