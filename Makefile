@@ -39,7 +39,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-# Three workers on two cores: much of the suite waits on subprocesses and services (about 8 min here). Work
+# Three workers on two cores: much of the suite waits on subprocesses and services (about 9.5 min here). Work
 # stealing keeps one worker from ending the run alone on the slowest tests.
 unit: install-dev bytecode
 	$(BIN)/pytest -n 3 --dist worksteal
