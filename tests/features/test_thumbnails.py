@@ -4,6 +4,7 @@ aspect, duplicates sharing a tile, and sheets of thousands of tiles laid out ins
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from mediamesh.features.thumbnails import MAX_SHEET_PX, sheet_columns, thumbnail
 from mediamesh.features.values import DedupMap, EncodedMedia, ShotTable, ShotThumbnails, SourceMedia
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(autouse=True)
+def _scratch_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature writes its sheet in a ``mediamesh-*`` scratch folder, which the engine removes once it is
+    stored; called directly here, the folder goes with the test's own."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 @pytest.fixture(scope="module")
