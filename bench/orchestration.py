@@ -6,8 +6,8 @@ the source, calling the feature and storing the blob, row and lineage. Three sid
 process, each round on values none has seen (a new ``salt`` param for fixed assets):
 
 - **bare**: the feature called N times, the sources in hand;
-- **store**: the engine's per-value body without Prefect, in a loop: claim, re-check, ``store.source``, the call,
-  ``store.put_value``;
+- **store**: the engine's per-value body without Prefect, in a loop, after its one look-up of the run's assets
+  (``store.assets_by_id``): claim, re-check, ``store.source``, the call, ``store.put_value``;
 - **mesh**: ``orchestrator.execution.engine.execute`` of the plan of those N missing values, against the managed
   ``prefect server start`` the mesh uses (the run's, started before timing and stopped at the end).
 
@@ -34,7 +34,7 @@ from bench.harness import BenchError, Figure, Memory, Samples, interleaved
 from mediamesh.features import FeatureSpec, JsonValue, Registry, SourceMedia, feature, spec_of
 from mediamesh.orchestrator.execution.engine import execute, new_value, worker_id
 from mediamesh.orchestrator.execution.planner import Plan, plan
-from mediamesh.store import Store
+from mediamesh.store import AssetRecord, Store
 
 __all__ = ["run"]
 
@@ -163,8 +163,9 @@ def _variant(
             value.spec.fn(sources[value.asset], **value.spec.params)
 
     def store_direct() -> None:
+        found = store.assets_by_id(value.asset for value in current[0].missing)  # the engine's one lookup a run
         for value in current[0].missing:
-            _compute_and_store(store, value, worker)
+            _compute_and_store(store, value, worker, found[value.asset])
 
     def mesh() -> None:
         the_plan = current[0]
@@ -218,15 +219,14 @@ def _register_assets(store: Store, ctx: Context, n: int) -> list[str]:
     return assets
 
 
-def _compute_and_store(store: Store, value: Any, worker: str) -> None:
+def _compute_and_store(store: Store, value: Any, worker: str, asset: AssetRecord) -> None:
     """What the engine does for one value whose only input is the source, without Prefect."""
     spec = value.spec
     with store.claim(value.key, asset_id=value.asset, feature=spec.name, version=spec.version, worker=worker) as claim:
         if claim.stored:
             raise BenchError(f"value {value.key[:12]} was already stored")
         started = datetime.now(UTC)
-        [(_, asset)] = value.inputs
-        result = spec.fn(store.source(asset), **spec.params)
+        result = spec.fn(store.source(asset.id, asset=asset), **spec.params)
         store.put_value(
             new_value(value, started=started, worker=worker, device="cpu"),
             result,

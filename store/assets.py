@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ class AssetStore(StoreCore):
         return self.asset(asset_id), inserted is not None
 
     def asset(self, asset_id: str) -> AssetRecord:
-        with self._connect() as conn:
+        with self._autocommit() as conn:
             row = conn.execute(_asset_rows().where(schema.assets.c.id == asset_id)).first()
         if row is None:
             raise AssetNotFoundError(f"no asset {asset_id!r}")
@@ -53,11 +53,11 @@ class AssetStore(StoreCore):
         """The assets in the order they were registered, from ``offset``, at most ``limit``: one query."""
         assets = schema.assets
         query = _asset_rows().order_by(assets.c.created_at, assets.c.id).offset(offset).limit(limit)
-        with self._connect() as conn:
+        with self._autocommit() as conn:
             return [_asset_record(row) for row in conn.execute(query)]
 
     def count_assets(self) -> int:
-        with self._connect() as conn:
+        with self._autocommit() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(schema.assets)).scalar_one())
 
     def assets_named(self, names: Sequence[str]) -> dict[str, str]:
@@ -65,7 +65,7 @@ class AssetStore(StoreCore):
         if not names:
             return {}
         table = schema.aliases
-        with self._connect() as conn:
+        with self._autocommit() as conn:
             rows = conn.execute(
                 sa.select(table.c.name, table.c.asset_id)
                 .where(table.c.name.in_(list(dict.fromkeys(names))))
@@ -85,7 +85,7 @@ class AssetStore(StoreCore):
             raise AssetNotFoundError(unknown)
         ids = schema.assets.c.id
         hex_ref = ref.lower() if ref and all(c in "0123456789abcdef" for c in ref.lower()) else None
-        with self._connect() as conn:
+        with self._autocommit() as conn:
             if hex_ref is not None and conn.execute(sa.select(ids).where(ids == hex_ref)).first() is not None:
                 return hex_ref
             by_name = (
@@ -123,12 +123,23 @@ class AssetStore(StoreCore):
         raise AssetNotFoundError(f"the bytes of {ref!r} were never ingested (sha256 {asset_id[:12]})")
 
     def _asset_exists(self, asset_id: str) -> bool:
-        with self._connect() as conn:
+        with self._autocommit() as conn:
             return conn.execute(sa.select(schema.assets.c.id).where(schema.assets.c.id == asset_id)).first() is not None
 
-    def source(self, asset_id: str, name: str | None = None) -> SourceMedia:
-        """The asset's bytes as a local file (downloaded and cached when the blobs are remote)."""
-        asset = self.asset(asset_id)
+    def assets_by_id(self, asset_ids: Iterable[str]) -> dict[str, AssetRecord]:
+        """The assets of ``asset_ids`` that exist, by id: one query."""
+        wanted = list(dict.fromkeys(asset_ids))
+        if not wanted:
+            return {}
+        with self._autocommit() as conn:
+            rows = conn.execute(_asset_rows().where(schema.assets.c.id.in_(wanted))).all()
+        return {row.id: _asset_record(row) for row in rows}
+
+    def source(self, asset_id: str, name: str | None = None, *, asset: AssetRecord | None = None) -> SourceMedia:
+        """The asset's bytes as a local file (downloaded and cached when the blobs are remote); ``asset``, its
+        record when already in hand (``assets_by_id``), saves looking it up."""
+        if asset is None or asset.id != asset_id:
+            asset = self.asset(asset_id)
         return SourceMedia(asset=asset_id, path=self.blobs.local_path(asset.blob_key), name=name or _first(asset.names))
 
 

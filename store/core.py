@@ -80,6 +80,14 @@ class StoreCore:
             yield conn
 
     @contextmanager
+    def _autocommit(self) -> Iterator[sa.Connection]:
+        """A connection on which each statement commits on its own: for a single statement, or statements that
+        need no common transaction. psycopg sends a transaction's BEGIN as a round trip of its own and SQLAlchemy
+        rolls back on return, so this saves two of a lone statement's three round trips."""
+        with self._connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
         with self._connect() as conn, conn.begin():
             yield conn

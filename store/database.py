@@ -8,6 +8,7 @@ import fcntl
 import functools
 import re
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,13 +212,37 @@ def _hand_over(admin_url: str, database: str) -> None:
             )
 
 
+#: A pooled connection idle for this long is pinged before it is handed out (see ``create_engine``).
+PING_AFTER_IDLE_S = 2.0
+
+
 def create_engine(url: str) -> Engine:
     """A SQLAlchemy engine on psycopg 3, whatever driver the URL names."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, pool_size=10, max_overflow=20)
     where = describe_url(parsed)
+
+    @sa.event.listens_for(engine, "checkin")
+    def returned(_dbapi: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
+        # SQLAlchemy's pool_pre_ping costs a round trip at every checkout, a third of a small value's. A
+        # connection back in the pool only moments ago was alive then: only one idle for longer is pinged (a
+        # server restarted in between fails that one statement, as a BackendUnavailableError that can be
+        # retried, and the pool drops every connection of the old server).
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_S:
+            return
+        try:
+            answered = engine.dialect.do_ping(dbapi)
+        except psycopg.Error:
+            answered = False
+        if not answered:
+            raise sa.exc.DisconnectionError("the pooled connection is gone")  # the pool takes a fresh one
 
     @sa.event.listens_for(engine, "handle_error")
     def unreachable(context: sa.engine.ExceptionContext) -> None:

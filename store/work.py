@@ -48,7 +48,7 @@ class WorkStore(StoreCore):
         """
         if retryable is None:
             retryable = bool(getattr(error, "retryable", False))
-        with self._begin() as conn:
+        with self._autocommit() as conn:
             conn.execute(
                 schema.attempts.insert().values(
                     value_key=value_key,
@@ -96,32 +96,19 @@ class WorkStore(StoreCore):
         whether the value was stored by the time it was taken (someone else may have finished it meanwhile).
         """
         lock = lock_id(key)
-        # Claims rows only show who computes what, so their commits need not wait for the WAL to reach disk
-        # (synchronous_commit off, for these transactions alone): one round trip to take, one to give back.
-        with self._connect() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT set_config('synchronous_commit', 'off', true), "
-                    "pg_advisory_lock_shared(:g), pg_advisory_lock(:k)"
-                ),
-                {"g": GC_LOCK, "k": lock},
-            )
+        # Each statement commits on its own (no BEGIN or COMMIT round trips): one to take the locks, one to record
+        # the claim and look for the value, one to give it all back. Claims rows only show who computes what, so
+        # their commits need not wait for the WAL to reach disk (synchronous_commit off, for those alone).
+        with self._autocommit() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock_shared(:g), pg_advisory_lock(:k)"), {"g": GC_LOCK, "k": lock})
             try:
-                stmt = pg_insert(schema.claims).values(
-                    value_key=key, asset_id=asset_id, feature=feature, version=version, worker=worker
-                )
-                row = stmt.on_conflict_do_update(
-                    index_elements=[schema.claims.c.value_key],
-                    set_={"worker": worker, "claimed_at": sa.func.now()},
-                ).cte("claimed")
-                # In the same round trip, on a snapshot taken after the lock: was the value stored meanwhile?
-                stored = conn.execute(
-                    sa.select(sa.exists().where(schema.values.c.key == key)).add_cte(row)
-                ).scalar_one()
-                conn.commit()
+                # A statement after the lock's, so its snapshot is taken after the lock: was the value stored
+                # meanwhile?
+                stored, _ = conn.execute(
+                    _CLAIM, {"key": key, "asset_id": asset_id, "feature": feature, "version": version, "worker": worker}
+                ).one()
                 yield Claim(key, stored=bool(stored))
             finally:
-                conn.rollback()
                 conn.execute(
                     sa.text(
                         "WITH gone AS (DELETE FROM claims WHERE value_key = :key) "
@@ -130,7 +117,6 @@ class WorkStore(StoreCore):
                     ),
                     {"key": key, "k": lock, "g": GC_LOCK},
                 )
-                conn.commit()
 
     def live_claims(self, asset_id: str | None = None) -> list[dict[str, Any]]:
         """Claims whose holder is still alive (stale rows of dead workers are skipped)."""
@@ -151,13 +137,35 @@ class WorkStore(StoreCore):
         return live
 
     def start_run(self, run_id: str, trigger: str, planned: int) -> None:
-        with self._begin() as conn:
+        with self._autocommit() as conn:
             conn.execute(schema.runs.insert().values(id=run_id, trigger=trigger, planned=planned))
 
     def finish_run(self, run_id: str, *, computed: int, reused: int, failed: int) -> None:
-        with self._begin() as conn:
+        with self._autocommit() as conn:
             conn.execute(
                 schema.runs.update()
                 .where(schema.runs.c.id == run_id)
                 .values(finished_at=sa.func.now(), computed=computed, reused=reused, failed=failed)
             )
+
+
+def _claim_statement() -> sa.Select[Any]:
+    """Record a claim (``key``, ``asset_id``, ``feature``, ``version``, ``worker``), its commit unsynced, and say
+    whether the value is stored. Built once, at import: building it costs more than running it."""
+    claims = schema.claims
+    columns = ("asset_id", "feature", "version", "worker")
+    row = (
+        pg_insert(claims)
+        .values(value_key=sa.bindparam("key"), **{c: sa.bindparam(c, type_=claims.c[c].type) for c in columns})
+        .on_conflict_do_update(
+            index_elements=[claims.c.value_key], set_={"worker": sa.bindparam("worker"), "claimed_at": sa.func.now()}
+        )
+        .cte("claimed")
+    )
+    return sa.select(
+        sa.exists().where(schema.values.c.key == sa.bindparam("key")),
+        sa.func.set_config("synchronous_commit", "off", True),
+    ).add_cte(row)
+
+
+_CLAIM = _claim_statement()

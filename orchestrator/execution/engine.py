@@ -39,7 +39,7 @@ from mediamesh.features.spec import ROOT_INPUTS, SOURCE, SUBTITLES, TITLE, Featu
 from mediamesh.features.values import EncodedMedia, FileValue, ShotTable, SourceMedia
 from mediamesh.orchestrator.execution.indexing import batches_for, indexes_of
 from mediamesh.orchestrator.execution.planner import Plan, PlannedValue, RootInput
-from mediamesh.store import NewValue, Store
+from mediamesh.store import AssetRecord, NewValue, Store
 from mediamesh.store.codecs import payload_kind_of, type_name
 from mediamesh.store.gateway import FeatureVersion
 
@@ -243,12 +243,14 @@ class _Runner:
         self.slots = 1
         self.expected: set[Path] = set()
         self.sources: dict[str, SourceMedia] = {}
+        self.assets: dict[str, AssetRecord] = {}  # the plan's source assets, looked up together
         self.lock = threading.Lock()
 
     def run(
         self, plan: Plan, *, trigger: str, api_url: str | None, max_workers: int | None
     ) -> dict[str, tuple[str, Exception | None]]:
         self.roots = plan.roots
+        self.assets = self.store.assets_by_id(key for v in plan.missing for name, key in v.inputs if name == SOURCE)
         from prefect import flow, task
         from prefect.cache_policies import NO_CACHE
         from prefect.context import FlowRunContext
@@ -434,7 +436,8 @@ class _Runner:
         if name == SOURCE:  # an asset's bytes never change: looked up once a run
             source = self.sources.get(key)
             if source is None:
-                source = self.sources[key] = self.store.source(key, name=self.names.get(key))
+                asset = self.assets.get(key)
+                source = self.sources[key] = self.store.source(key, name=self.names.get(key), asset=asset)
             return source
         if name in ROOT_INPUTS:
             # Exactly the files (or checkpoint) the value's key was planned from, never what is current now.
@@ -501,13 +504,18 @@ _settings_lock = threading.Lock()
 @contextmanager
 def run_settings(api_url: str | None) -> Iterator[None]:
     """Prefect's settings for a run: no flow heartbeat (a dead run's claims free its values, and Prefect 3.8
-    makes every flow wait for its heartbeat thread's next one-second tick as it ends), and ``api_url``.
+    makes every flow wait for its heartbeat thread's next one-second tick as it ends), and ``api_url`` (with no
+    certificate bundle loaded where it is plain HTTP).
 
     Deriving settings validates all of Prefect's (about 90 ms), so each derivation is made once per base
     settings object and API URL, and entered as a settings context from then on.
     """
     from prefect.context import SettingsContext, get_settings_context
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    from prefect.settings import (
+        PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    )
 
     context = get_settings_context()
     with _settings_lock:
@@ -516,6 +524,10 @@ def run_settings(api_url: str | None) -> Iterator[None]:
             updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
             if api_url:
                 updates[PREFECT_API_URL] = api_url
+            if api_url and api_url.startswith("http://"):
+                # Plain HTTP has no certificates to check, but each run's client would still load certifi's bundle
+                # into a verifying SSL context (about 35 ms, most of a small run's own cost) unless told to skip.
+                updates[PREFECT_API_TLS_INSECURE_SKIP_VERIFY] = True
             derived = context.settings.copy_with_update(updates=updates)
             _settings_cache[(id(context.settings), api_url)] = (context.settings, derived)
     with SettingsContext(profile=context.profile, settings=derived):
