@@ -303,14 +303,17 @@ def _batch(mesh: Mesh, env: dict[str, str], folder: Path, n: int, workers: int) 
         submitted = submit_stages(mesh, the_plan, trigger="bench", settings=settings)
         if len(submitted) != n:
             raise BenchError(f"submitted {len(submitted)} flow runs for {n} assets")
-        # Polled lightly (the workers' cores are this process's too): only the assets not done yet, every 0.1 s.
-        pending = set(assets)
+        # Polled lightly (the workers' cores are this process's too): one query for the values not stored yet,
+        # every 0.1 s.
+        pending = {v.key for v in the_plan.missing}
+        if len(pending) != 2 * n:
+            raise BenchError(f"planned {len(pending)} values for {n} assets, expected {2 * n}")
         while True:
-            pending = {a for a in pending if len(mesh.store.values_for(a)) < 2}
+            pending -= mesh.store.stored_keys(pending)
             if not pending:
                 return time.perf_counter() - started
             if time.perf_counter() - started > TIMEOUT_S:
-                raise BenchError(f"{n - len(pending)} of {n} assets done after {TIMEOUT_S:.0f} s")
+                raise BenchError(f"{2 * n - len(pending)} of {2 * n} values stored after {TIMEOUT_S:.0f} s")
             if any(c.poll() is not None for c in children):
                 raise BenchError("a worker exited during the batch")
             time.sleep(0.1)

@@ -460,7 +460,21 @@ class WarmWorker(ProcessWorker):
                 if not ended.done():
                     await self._propose_crashed_state(flow_run, "the worker stopped while the flow run was computing")
             raise
+        # The run's slot is given back as this returns: look for the next run then, not at the next poll.
+        asyncio.get_running_loop().call_soon(self._poll_soon)
         return ProcessWorkerResult(status_code=code, identifier=str(os.getpid()))
+
+    def _poll_soon(self) -> None:
+        if self._runs_task_group is not None:
+            self._runs_task_group.start_soon(self._poll_now)
+
+    async def _poll_now(self) -> None:
+        """One poll between the periodic ones; a poll that fails leaves the next periodic one to try again (an
+        error here must not reach the task group, which would end the worker)."""
+        try:
+            await self.get_and_submit_flow_runs()
+        except Exception:
+            log.debug("an early poll for flow runs failed; the next periodic one will look", exc_info=True)
 
 
 class _WarmProcess:
@@ -476,7 +490,8 @@ class _WarmProcess:
 
     def mesh(self) -> Mesh:
         """The mesh every run uses, opened by the first: the store's connection pool is thread-safe and
-        pings a connection before reusing it, so one that a restarted database dropped is replaced."""
+        pings a connection that sat idle before reusing it, so one that a restarted database dropped is replaced
+        (a statement on a connection dropped moments ago fails once, as a retryable error)."""
         with self._lock:
             if self._mesh is None:
                 self._mesh = Mesh.open(self.registry)

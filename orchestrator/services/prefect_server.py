@@ -1,8 +1,9 @@
 """The Prefect API mediamesh runs against: ``PREFECT_API_URL`` when set, else a local server it manages.
 
 Prefect's ephemeral mode starts a throwaway server on every run (seconds of start-up and tracebacks at
-exit), so instead mediamesh starts one ``prefect server start`` per ``$MEDIAMESH_HOME`` on loopback, in
-the background, and every later command reuses it. ``mediamesh stop`` ends it; so does a watchdog started
+exit), so instead mediamesh starts one Prefect server per ``$MEDIAMESH_HOME`` on loopback (``prefect_app``: what
+``prefect server start`` runs, with a short ``Retry-After`` on its 503s), in the background, and every later
+command reuses it. ``mediamesh stop`` ends it; so does a watchdog started
 beside it, once the server has been idle for ``MEDIAMESH_PREFECT_IDLE_S`` seconds (default 600): no live
 process that asked for it (each one leaves its tag under ``prefect/users/``) and no flow run, task run or
 worker heartbeat in that time.
@@ -14,7 +15,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -176,15 +176,15 @@ def _start(folder: Path) -> str:
         "TMPDIR": str(folder / "tmp"),
     }
     env.pop("PREFECT_API_URL", None)
-    exe = Path(sys.executable).parent / "prefect"
-    command = [str(exe) if exe.exists() else shutil.which("prefect") or "prefect"]
     log = open(folder / "server.log", "ab")  # noqa: SIM115 - handed to the detached child
+    # Prefect's server as `prefect server start` runs it, with a Retry-After on its 503s (prefect_app.py).
     proc = subprocess.Popen(
-        [*command, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", f"{__package__}.prefect_app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=folder,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env=env,
+        env={**env, "PYTHONPATH": _import_path(env)},
         start_new_session=True,
     )
     log.close()
@@ -212,9 +212,6 @@ def _start_watchdog(folder: Path, pid: int, url: str, env: dict[str, str]) -> st
         "import sys; from pathlib import Path; from mediamesh.orchestrator.services.prefect_server import watch_idle; "
     )
     code += "watch_idle(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))"
-    # It imports mediamesh from wherever this process did, installed or not.
-    source = str(Path(mediamesh.__file__).parent.parent)  # not resolve(): in a wheel there are no links
-    path = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     with open(folder / "watchdog.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", code, str(folder), str(pid), url, str(idle_s)],
@@ -222,10 +219,16 @@ def _start_watchdog(folder: Path, pid: int, url: str, env: dict[str, str]) -> st
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**env, "PYTHONPATH": path},
+            env={**env, "PYTHONPATH": _import_path(env)},
             start_new_session=True,
         )
     return process_tag(proc.pid)
+
+
+def _import_path(env: dict[str, str]) -> str:
+    """``PYTHONPATH`` for a child that imports mediamesh from wherever this process did, installed or not."""
+    source = str(Path(mediamesh.__file__).parent.parent)  # not resolve(): in a wheel there are no links
+    return os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
 
 
 def _healthy(url: str) -> bool:
