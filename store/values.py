@@ -32,29 +32,8 @@ from mediamesh.store.records import (
 __all__ = ["ValueStore"]
 
 _HEX_OR_COMMA = frozenset("0123456789abcdef,")
-#: The columns ``put_value`` gives a value's row (the others have defaults).
-_ROW_COLUMNS = (
-    "key",
-    "asset_id",
-    "feature",
-    "version",
-    "params",
-    "model_fingerprint",
-    "code_fingerprint",
-    "payload_kind",
-    "blob_key",
-    "meta",
-    "shape",
-    "dtype",
-    "bytes",
-    "checksum",
-    "xxh3",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "worker",
-    "device",
-)
+#: The columns ``put_value`` gives a value's row: all but those the server fills (``created_at``).
+_ROW_COLUMNS = tuple(c.name for c in schema.values.c if c.server_default is None)
 
 
 class ValueStore(IndexStore):
