@@ -21,7 +21,9 @@ Workers are warm (``mediamesh worker``, ``WarmWorker``): a Prefect process worke
 that runs each flow run of the compute deployment on a thread of its own process instead of starting
 ``python -m prefect.engine`` for it. Runs after the first find the imports, the registry, the open mesh (its
 connection pool) and the loaded models (one per configured fingerprint, ``features.models.loaders``) where
-the last run left them, so a stage's start costs milliseconds, not the seconds of a fresh interpreter. A flow
+the last run left them, so a stage's start costs milliseconds, not the seconds of a fresh interpreter. A worker
+looks for its next run as a slot frees (or as another worker takes the run it picked), and while every slot is
+taken asks the server only every ``BUSY_POLL_S``. A flow
 run dies with its worker because it *is* the worker; a failed run is recorded as failed and the worker goes
 on. Stopping the worker gives a run ``STOP_GRACE_S`` to end, then reports it crashed and ends the process
 without it, as killing it would: its claims go with its connections and the next dispatch hands its values
@@ -51,6 +53,7 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
+import prefect.types._datetime
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
@@ -83,6 +86,10 @@ FLOW_NAME = "mediamesh-compute"
 ENTRYPOINT = "mediamesh.orchestrator.execution.workers.compute_values"
 #: Seconds a stopping worker gives a flow run to end before reporting it crashed and ending without it.
 STOP_GRACE_S = 3.0
+#: Seconds from a run's end (or a run another worker took first) to the worker's next look at its pool's queue.
+EARLY_POLL_S = 0.05
+#: Seconds between polls of a worker whose slots are all taken (Prefect marks a queue not polled for 60 s not ready).
+BUSY_POLL_S = 30.0
 
 # The warm worker this process is, while it serves: its flow runs find their mesh and threads here.
 _serving: _WarmProcess | None = None
@@ -431,6 +438,8 @@ class WarmWorker(ProcessWorker):
         self._warm = warm
         self._deployment = deployment
         self._api_url = api_url
+        self._early_poll = False
+        self._polled_at = 0.0
 
     @classmethod
     def __dispatch_key__(cls) -> str:
@@ -460,21 +469,54 @@ class WarmWorker(ProcessWorker):
                 if not ended.done():
                     await self._propose_crashed_state(flow_run, "the worker stopped while the flow run was computing")
             raise
-        # The run's slot is given back as this returns: look for the next run then, not at the next poll.
-        asyncio.get_running_loop().call_soon(self._poll_soon)
+        # The run's slot is given back as this returns, before the task group runs another task: look for the next
+        # run then, not at the next periodic poll.
+        self._poll_soon()
         return ProcessWorkerResult(status_code=code, identifier=str(os.getpid()))
 
+    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+        taken = await super()._propose_pending_state(flow_run)
+        if not taken:
+            # Most often another worker took the run first (workers polling one pool see the same runs): this slot
+            # is given back as this returns, and the next run in the queue may be free.
+            self._poll_soon()
+        return taken
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Prefect's poll for scheduled runs, skipped while every slot is taken and the last one is recent.
+
+        A worker at its limit has nothing to take, yet Prefect's loop asks the server every ``--poll`` seconds, and
+        each ask is a write there (the queue's last poll), with the server on the same cores as the runs: two
+        workers at ``--poll 0.5`` spent a tenth of a core on it. A busy worker still asks every ``BUSY_POLL_S``, so
+        its queue stays ready in Prefect (a minute without a poll marks it not ready), and counts as polling for
+        its own health check: it serves, and a slot that frees starts a poll at once (``_poll_soon``).
+        """
+        now = time.monotonic()
+        if self._limiter is not None and self._limiter.available_tokens < 1 and now - self._polled_at < BUSY_POLL_S:
+            self._last_polled_time = prefect.types._datetime.now("UTC")
+            return []
+        self._polled_at = now
+        return await super().get_and_submit_flow_runs()
+
     def _poll_soon(self) -> None:
-        if self._runs_task_group is not None:
+        """Start one poll now, between the periodic ones, unless one is already on its way. Called from a task of
+        the worker's loop: anyio starts a task only from inside another."""
+        if self._runs_task_group is not None and not self._early_poll:
+            self._early_poll = True
             self._runs_task_group.start_soon(self._poll_now)
 
     async def _poll_now(self) -> None:
         """One poll between the periodic ones; a poll that fails leaves the next periodic one to try again (an
         error here must not reach the task group, which would end the worker)."""
         try:
+            # A moment's grace: the slot is given back once the caller returns, and a run refused for another
+            # reason than a lost race is not asked for again in a tight loop.
+            await anyio.sleep(EARLY_POLL_S)
             await self.get_and_submit_flow_runs()
         except Exception:
             log.debug("an early poll for flow runs failed; the next periodic one will look", exc_info=True)
+        finally:
+            self._early_poll = False
 
 
 class _WarmProcess:

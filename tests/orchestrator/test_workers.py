@@ -67,11 +67,11 @@ class Service:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def worker(self, pool: str, name: str, **extra: str) -> subprocess.Popen[bytes]:
+    def worker(self, pool: str, name: str, poll: float = 0.5, **extra: str) -> subprocess.Popen[bytes]:
         log = Path(self.env["MEDIAMESH_HOME"]) / f"{name}.log"
         with log.open("ab") as out:
             child = subprocess.Popen(
-                [sys.executable, "-m", "mediamesh", "worker", "--pool", pool, "--name", name, "--poll", "0.5"],
+                [sys.executable, "-m", "mediamesh", "worker", "--pool", pool, "--name", name, "--poll", str(poll)],
                 cwd=ROOT,
                 env={**self.env, **extra},
                 stdout=out,
@@ -367,6 +367,21 @@ def test_a_warm_worker_computes_consecutive_flow_runs_in_its_own_process_and_loa
     assert loaded == [1, 1]  # the second GPU run found the first one's model loaded
 
 
+def test_a_warm_worker_takes_the_next_flow_run_as_its_slot_frees_not_at_its_next_poll(
+    service: Service, tmp_path: Path
+) -> None:
+    with Mesh.open(configured_registry(WARM), service.settings) as mesh:
+        assets = [
+            mesh.store.register_asset(_video(tmp_path, f"clip-{i}.mp4"), name=f"clip-{i}.mp4")[0].id for i in range(3)
+        ]
+        submitted = submit_stages(mesh, plan(mesh.store, mesh.registry, assets, mesh.default_targets()), trigger="t")
+        assert sorted(s.pool for s in submitted) == ["cpu"] * 3
+        # Its first poll, as it starts, takes one run (--limit 1); the next periodic one is ten minutes away.
+        service.worker("cpu", "cpu-a", poll=600, MEDIAMESH_FEATURES=WARM)
+        keys = [_plan(mesh, asset).key_of(asset, "arrived") for asset in assets]
+        _wait(lambda: len(mesh.store.stored_keys(keys)) == len(keys), service)
+
+
 def test_a_failed_flow_run_leaves_the_warm_worker_serving_and_sigterm_ends_a_run_in_flight(
     service: Service, tmp_path: Path, prefect_api: str
 ) -> None:
@@ -395,6 +410,11 @@ def test_a_failed_flow_run_leaves_the_warm_worker_serving_and_sigterm_ends_a_run
         )[0].id
         [run] = submit_stages(mesh, _plan(mesh, stalled), trigger="test")
         _wait(lambda: _tools(worker.pid), service)  # inside `arrived`, running its ten-minute tool
+        # With its one slot taken, the worker does not ask for work every --poll (0.5 s): its queue's last poll stays.
+        queue = service.env["MEDIAMESH_CPU_POOL"]
+        polled = client.read_work_queue_by_name("default", work_pool_name=queue).last_polled
+        time.sleep(2.0)
+        assert client.read_work_queue_by_name("default", work_pool_name=queue).last_polled == polled
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, service.log_tail()
         assert "worker stopped with 1 flow run(s) computing" in service.log_tail()
