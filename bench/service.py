@@ -227,8 +227,9 @@ def _fresh_copy(clip: Path, out: Path) -> Path:
 
 def _throughput(ctx: Context) -> Figure:
     n = ctx.repeats(6, 4)
-    # Two rounds: one worker first, then two first. Each batch starts its workers (seconds) and burns minutes.
-    rounds = ctx.repeats(2, 1)
+    # Three rounds, alternating which goes first (one worker, then two, then one): a batch takes 8-15 s, and with
+    # two rounds one slow batch (the cores are shared with the Prefect server and Postgres) moved the median.
+    rounds = ctx.repeats(3, 1)
     burn_rounds = int(os.environ.get("MEDIAMESH_BENCH_BURN_ROUNDS", "40000"))
     home = ctx.workdir / "home"
     database_url = ctx.stack.enter_context(_fresh_database(ctx))
