@@ -438,7 +438,8 @@ class WarmWorker(ProcessWorker):
         self._warm = warm
         self._deployment = deployment
         self._api_url = api_url
-        self._early_poll = False
+        self._polling = False  # an early poll is on its way
+        self._poll_again = False  # a slot freed since it started
         self._polled_at = 0.0
 
     @classmethod
@@ -499,24 +500,28 @@ class WarmWorker(ProcessWorker):
         return await super().get_and_submit_flow_runs()
 
     def _poll_soon(self) -> None:
-        """Start one poll now, between the periodic ones, unless one is already on its way. Called from a task of
-        the worker's loop: anyio starts a task only from inside another."""
-        if self._runs_task_group is not None and not self._early_poll:
-            self._early_poll = True
+        """Poll now, between the periodic ones; one already on its way polls once more after it, so a slot freed
+        while it asks is not left to the periodic poll. Called from a task of the worker's loop: anyio starts a task
+        only from inside another."""
+        self._poll_again = True
+        if self._runs_task_group is not None and not self._polling:
+            self._polling = True
             self._runs_task_group.start_soon(self._poll_now)
 
     async def _poll_now(self) -> None:
-        """One poll between the periodic ones; a poll that fails leaves the next periodic one to try again (an
-        error here must not reach the task group, which would end the worker)."""
+        """The early polls asked for; one that fails leaves the next periodic one to try again (an error here must
+        not reach the task group, which would end the worker)."""
         try:
-            # A moment's grace: the slot is given back once the caller returns, and a run refused for another
-            # reason than a lost race is not asked for again in a tight loop.
-            await anyio.sleep(EARLY_POLL_S)
-            await self.get_and_submit_flow_runs()
+            while self._poll_again:
+                self._poll_again = False
+                # A moment's grace: the slot is given back once the caller returns, and a run refused for another
+                # reason than a lost race is not asked for again in a tight loop.
+                await anyio.sleep(EARLY_POLL_S)
+                await self.get_and_submit_flow_runs()
         except Exception:
             log.debug("an early poll for flow runs failed; the next periodic one will look", exc_info=True)
         finally:
-            self._early_poll = False
+            self._polling = False
 
 
 class _WarmProcess:
