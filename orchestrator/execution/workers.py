@@ -47,13 +47,13 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 from uuid import UUID
 
 import anyio
 import anyio.abc
-import prefect.types._datetime
 from prefect import flow
 from prefect.client.schemas.objects import FlowRun
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
@@ -494,7 +494,7 @@ class WarmWorker(ProcessWorker):
         """
         now = time.monotonic()
         if self._limiter is not None and self._limiter.available_tokens < 1 and now - self._polled_at < BUSY_POLL_S:
-            self._last_polled_time = prefect.types._datetime.now("UTC")
+            self._last_polled_time = datetime.now(UTC)
             return []
         self._polled_at = now
         return await super().get_and_submit_flow_runs()
